@@ -1,0 +1,1 @@
+"""Device targets: profiles, the latency runner, reports. Imports no torch."""

@@ -1,0 +1,159 @@
+"""Inference sessions over exported models, for onnxruntime and OpenVINO.
+
+No torch here: this is what travels to a device and what an app embeds.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class Session:
+    """A loaded model that maps a float32 batch to its first output.
+
+    Besides ``run``/``predict``, every session describes its (first) input and
+    the model's metadata, so a runner can build inputs without a framework:
+
+    * ``input_shape``: one entry per axis, an ``int`` or ``None`` where dynamic;
+    * ``input_dtype``: the numpy dtype the input expects (``None`` if unknown);
+    * ``input_count``: how many inputs the model has;
+    * ``metadata``: string key/values (ONNX ``metadata_props``, or the IR's
+      ``rt_info["model_info"]``), e.g. ``{"precision": "int8", "task": "digits"}``.
+    """
+
+    runtime: str
+    input_name: str
+    input_shape: list[int | None] = []
+    input_dtype: np.dtype | None = None
+    input_count: int = 1
+    metadata: dict[str, str] = {}
+
+    def run(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Run over a whole array in batches and concatenate the outputs."""
+        outs = [self.run(np.ascontiguousarray(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        return np.concatenate(outs, axis=0)
+
+
+class OnnxRuntimeSession(Session):
+    runtime = "onnxruntime"
+
+    def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int | None = None):
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: ONNX model not found")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = providers or ["CPUExecutionProvider"]
+        available = ort.get_available_providers()
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise RuntimeError(f"onnxruntime providers {missing} are not available here (available: {available})")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ValueError(f"{path}: onnxruntime cannot load this model: {exc}") from exc
+        inputs = self.session.get_inputs()
+        self.input_name = inputs[0].name
+        self.input_count = len(inputs)
+        self.input_shape = [d if isinstance(d, int) and d >= 0 else None for d in inputs[0].shape]
+        self.input_dtype = _ORT_DTYPES.get(inputs[0].type)
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.providers = self.session.get_providers()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0]
+
+
+class OpenVinoSession(Session):
+    runtime = "openvino"
+
+    def __init__(self, path: str | Path, device: str = "CPU", config: dict | None = None):
+        import openvino as ov
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: OpenVINO model not found")
+        core = ov.Core()
+        if device not in core.available_devices:
+            raise RuntimeError(f"OpenVINO device '{device}' is not available here (available: {core.available_devices})")
+        try:
+            model = core.read_model(str(path))
+        except Exception as exc:
+            raise ValueError(f"{path}: OpenVINO cannot read this model: {exc}") from exc
+        first = model.inputs[0]
+        self.input_count = len(model.inputs)
+        self.input_shape = [d.get_length() if d.is_static else None for d in first.get_partial_shape()]
+        try:
+            self.input_dtype = np.dtype(first.get_element_type().to_dtype())
+        except Exception:  # element types numpy has no dtype for
+            self.input_dtype = None
+        self.metadata = _ir_model_info(model)
+        self.compiled = core.compile_model(model, device, config or {"PERFORMANCE_HINT": "LATENCY"})
+        self.request = self.compiled.create_infer_request()
+        self.input_name = self.compiled.inputs[0].get_any_name()
+        self.device = device
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        result = self.request.infer({0: x})
+        return np.asarray(result[self.compiled.outputs[0]]).copy()
+
+
+_ORT_DTYPES = {
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(float16)": np.dtype(np.float16),
+    "tensor(double)": np.dtype(np.float64),
+    "tensor(int8)": np.dtype(np.int8),
+    "tensor(uint8)": np.dtype(np.uint8),
+    "tensor(int32)": np.dtype(np.int32),
+    "tensor(int64)": np.dtype(np.int64),
+    "tensor(bool)": np.dtype(np.bool_),
+}
+
+
+def _ir_model_info(model) -> dict[str, str]:
+    """The IR's ``rt_info["model_info"]`` section as plain strings (empty if absent)."""
+    try:
+        if not model.has_rt_info(["model_info"]):
+            return {}
+        section = model.get_rt_info()["model_info"]
+    except Exception:
+        return {}
+    if not isinstance(section, dict):
+        return {}
+    info = {}
+    for key, value in section.items():
+        try:
+            info[str(key)] = value.astype(str) if hasattr(value, "astype") else str(value)
+        except Exception:
+            continue
+    return info
+
+
+def open_session(
+    path: str | Path,
+    threads: int | None = None,
+    *,
+    provider: str | None = None,
+    device: str | None = None,
+) -> Session:
+    """Open a model file with the runtime its format implies (.onnx or .xml).
+
+    ``provider`` (onnxruntime execution provider) and ``device`` (OpenVINO
+    device) default to the CPU; an unavailable one raises, never falls back.
+    """
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return OnnxRuntimeSession(path, providers=[provider] if provider else None, threads=threads)
+    if path.suffix == ".xml":
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        return OpenVinoSession(path, device=device or "CPU", config=config)
+    raise ValueError(f"{path}: unknown model format '{path.suffix}' (expected .onnx or .xml)")

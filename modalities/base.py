@@ -1,0 +1,137 @@
+"""What the rest of the pipeline may ask about one kind of data.
+
+The pipeline never branches on a modality's name: it asks the modality for its
+token embedding, its SimCLR views, its MAE masking and reconstruction target,
+and its deployable input contract.
+"""
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from modalities import masking
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """One split held in memory: raw samples (the stored dtype) and labels."""
+
+    x: np.ndarray
+    y: np.ndarray
+    labels: list[str]
+
+    def __post_init__(self):
+        if len(self.x) != len(self.y):
+            raise ValueError(f"split has {len(self.x)} samples but {len(self.y)} labels")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class PreparedData:
+    """What a `prepare` run produced: the three splits plus bookkeeping."""
+
+    splits: dict[str, Split]
+    source: str
+    skipped: list[str] = field(default_factory=list)  # files skipped as unreadable
+
+
+class Modality(ABC):
+    """One implementation per kind of data (image, video, audio, text)."""
+
+    name: str
+
+    def __init__(self, params, seed: int = 0):
+        self.params = params
+        self.seed = seed
+
+    # ---- data -------------------------------------------------------------
+    @abstractmethod
+    def load_raw(self) -> PreparedData:
+        """Read the configured source (embedded default or a user dataset)."""
+
+    def save_split(self, split: Split, path: Path) -> None:
+        np.savez(path, x=split.x, y=split.y)
+
+    def load_split(self, data_dir: str | Path, split: str) -> Split:
+        data_dir = Path(data_dir)
+        path = data_dir / f"{split}.npz"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: split '{split}' not found; run the prepare stage first")
+        with np.load(path, allow_pickle=False) as arrays:
+            x, y = arrays["x"], arrays["y"]
+        manifest = json.loads((data_dir / "manifest.json").read_text())
+        if len(y) == 0:
+            raise ValueError(f"{path}: split '{split}' is empty")
+        return Split(x=x, y=y, labels=manifest["labels"])
+
+    # ---- model input ------------------------------------------------------
+    @abstractmethod
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Stored samples (as loaded) -> float model input, on x's device."""
+
+    @abstractmethod
+    def token_embedding(self, embed_dim: int) -> nn.Module:
+        """Module mapping model input (B, ...) to tokens (B, N, embed_dim)."""
+
+    @abstractmethod
+    def position_embedding(self, embed_dim: int) -> torch.Tensor:
+        """Fixed (N, embed_dim) positional embedding for the token grid."""
+
+    @property
+    @abstractmethod
+    def num_tokens(self) -> int: ...
+
+    # ---- SimCLR -----------------------------------------------------------
+    @abstractmethod
+    def simclr_views(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two independently augmented views of a batch of model inputs."""
+
+    def finetune_augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Light augmentation for supervised fine-tuning (default: none)."""
+        return x
+
+    # ---- MAE --------------------------------------------------------------
+    @property
+    def mask_ratio(self) -> float:
+        return self.params.mask_ratio
+
+    def mask(self, batch_size: int, generator: torch.Generator, device) -> masking.Mask:
+        """Which tokens the MAE encoder sees; per-sample random by default."""
+        return masking.random_mask(batch_size, self.num_tokens, self.mask_ratio, generator, device)
+
+    @property
+    @abstractmethod
+    def target_dim(self) -> int:
+        """Size of one token's reconstruction target (the decoder's output)."""
+
+    @abstractmethod
+    def mae_target(self, x: torch.Tensor, normalize: bool) -> torch.Tensor:
+        """Reconstruction target per token, (B, N, target_dim)."""
+
+    def mae_loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean squared error over masked tokens only (mask: 1 = hidden)."""
+        per_token = ((pred - target) ** 2).mean(dim=-1)
+        return (per_token * mask).sum() / mask.sum().clamp(min=1)
+
+    # ---- deployment -------------------------------------------------------
+    @abstractmethod
+    def input_spec(self) -> dict:
+        """The deployable model's input contract: name, shape (batch = -1), dtype."""
+
+    @abstractmethod
+    def preprocessing(self) -> dict:
+        """What an app must do to raw data before calling the model."""
+
+    def example_input(self, batch_size: int = 1) -> torch.Tensor:
+        spec = self.input_spec()
+        return torch.zeros((batch_size, *spec["shape"][1:]), dtype=getattr(torch, spec["dtype"]))

@@ -1,0 +1,1 @@
+"""Models, training, evaluation and one entry point per DVC stage (pipeline.stages)."""

@@ -1,0 +1,1 @@
+"""One entry point per DVC stage: `python -m pipeline.stages.<stage> ...`."""

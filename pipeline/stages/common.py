@@ -1,0 +1,37 @@
+"""What every stage does first: read and validate params, seed, build the modality."""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+
+import numpy as np
+import torch
+
+from modalities import get_modality
+from pipeline import params as params_mod
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_params():
+    """Validated params, or exit with the validation message (names every bad key)."""
+    try:
+        return params_mod.load()
+    except params_mod.ParamsError as exc:
+        sys.exit(str(exc))
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(description=description)
+
+
+def task_modality(params, task: str):
+    if task not in params.tasks:
+        sys.exit(f"tasks.{task}: no such task in {params_mod.PARAMS_FILE} (tasks: {sorted(params.tasks)})")
+    name = params.tasks[task].modality
+    return name, get_modality(name, params)

@@ -1,0 +1,56 @@
+"""prepare: read a modality's source, split it, write data/<modality>/ with a manifest of hashes."""
+from __future__ import annotations
+
+import hashlib
+import sys
+
+from modalities import get_modality
+from modalities.base import SPLITS
+from modalities.image_formats import CorruptFileError
+from pipeline import paths
+from pipeline.io import atomic_path, write_json
+from pipeline.stages.common import load_params, parser
+
+
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--modality", required=True)
+    args = ap.parse_args()
+    params = load_params()
+    modality = get_modality(args.modality, params)
+    try:
+        prepared = modality.load_raw()
+    except (CorruptFileError, FileNotFoundError, ValueError) as exc:
+        sys.exit(f"prepare {args.modality}: {exc}")
+    out = paths.data_dir(args.modality)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {"modality": args.modality, "source": prepared.source, "labels": None, "splits": {},
+                "skipped_count": len(prepared.skipped), "skipped": prepared.skipped}
+    for name in SPLITS:
+        split = prepared.splits[name]
+        if len(split) == 0:
+            sys.exit(f"prepare {args.modality}: split '{name}' is empty; the source has too few samples")
+        manifest["labels"] = split.labels
+        target = out / f"{name}.npz"
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as f:
+                modality.save_split(split, f)
+        counts = {label: int((split.y == i).sum()) for i, label in enumerate(split.labels)}
+        manifest["splits"][name] = {"file": target.name, "samples": len(split), "sha256": sha256(target),
+                                    "shape": list(split.x.shape[1:]), "dtype": str(split.x.dtype),
+                                    "per_class": counts}
+    write_json(out / "manifest.json", manifest)
+    print(f"prepare {args.modality}: " + ", ".join(f"{k} {v['samples']}" for k, v in manifest["splits"].items())
+          + (f"; skipped {len(prepared.skipped)} unreadable files" if prepared.skipped else ""))
+
+
+if __name__ == "__main__":
+    main()

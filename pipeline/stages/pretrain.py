@@ -1,0 +1,90 @@
+"""pretrain: self-supervised training of the shared encoder with one method (mae, simclr, or random = no training).
+
+Single process: `python -m pipeline.stages.pretrain --modality image --method mae`
+Several processes: `torchrun --nproc_per_node N -m pipeline.stages.pretrain ...`, or set
+`distributed.nproc_per_node` in params.yaml and the stage launches torchrun itself.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import torch
+from dvclive import Live
+
+from modalities import get_modality
+from pipeline import paths
+from pipeline.checkpoint import config_hash, save_weights
+from pipeline.io import write_json
+from pipeline.objectives import BETAS, build_objective
+from pipeline.models import fresh_encoder
+from pipeline.runtime import setup, teardown
+from pipeline.stages.common import load_params, parser, seed_everything
+from pipeline.train import train
+
+
+def relaunch_under_torchrun(nproc: int) -> None:
+    """Replace this process by torchrun with nproc workers running the same command."""
+    if nproc <= 1 or "WORLD_SIZE" in os.environ:
+        return
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "pipeline.stages.pretrain", *sys.argv[1:]]
+    os.execv(sys.executable, cmd)
+
+
+def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict:
+    modality = get_modality(modality_name, params)
+    name = f"{modality_name}-{method}"
+    rt = setup(amp=params.pretrain.amp)
+    seed_everything(params.seed)
+    encoder = fresh_encoder(modality, params)
+    objective = build_objective(method, encoder, modality, params)
+    out = paths.pretrain_dir(modality_name, method)
+    config = {"modality": modality_name, "method": method, "seed": params.seed,
+              "modality_params": params.modality(modality_name).model_dump(),
+              "encoder": params.encoder.model_dump(), "optim": params.pretrain.model_dump(),
+              "objective": getattr(params, method).model_dump() if objective else None,
+              "world_size": rt.world_size}
+    metrics = {"method": method, "modality": modality_name, "world_size": rt.world_size,
+               "device": str(rt.device), "parameters": sum(p.numel() for p in encoder.parameters())}
+    if objective is not None:
+        data = modality.load_split(paths.data_dir(modality_name), "train")
+        x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+        live = Live(str(paths.live_dir("pretrain", name)), save_dvc_exp=False, dvcyaml=None) if rt.is_main else None
+        start = time.perf_counter()
+        result = train(objective, x, y, modality.to_input, params.pretrain, params.seed, rt,
+                       paths.checkpoint_dir("pretrain", name), config_hash(config), live=live,
+                       desc=f"pretrain {name}", betas=BETAS[method], on_epoch_end=on_epoch_end)
+        if live is not None:
+            live.end()
+        metrics.update(result.__dict__, wall_seconds=time.perf_counter() - start,
+                       train_samples=len(x), objective_parameters=sum(p.numel() for p in objective.parameters()))
+    else:
+        metrics.update(epochs=0, steps=0, train_seconds=0.0, note="random initialisation, no training")
+    if rt.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_weights(encoder, out / "encoder.safetensors")
+        if objective is not None:
+            save_weights(objective, out / "objective.safetensors")
+        write_json(out / "config.json", config)
+        write_json(paths.metrics_file("pretrain", name), metrics)
+    teardown(rt)
+    return metrics
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--modality", required=True)
+    ap.add_argument("--method", required=True, choices=["mae", "simclr", "random"])
+    args = ap.parse_args()
+    params = load_params()
+    relaunch_under_torchrun(params.distributed.nproc_per_node)
+    metrics = pretrain(args.modality, args.method, params)
+    if metrics.get("steps"):
+        print(f"pretrain {args.modality}-{args.method}: loss {metrics['final_loss']:.4f}, "
+              f"{metrics['samples_per_s']:.1f} samples/s, peak {metrics['peak_memory_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
