@@ -99,10 +99,18 @@ class OpenVinoSession(Session):
         self.request = self.compiled.create_infer_request()
         self.input_name = self.compiled.inputs[0].get_any_name()
         self.device = device
+        self._tensor = ov.Tensor
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        result = self.request.infer({0: x})
-        return np.asarray(result[self.compiled.outputs[0]]).copy()
+        # Set the input as a tensor over x's memory and read output 0 directly:
+        # same result as ``infer({0: x})[outputs[0]]`` without building the
+        # result dict, which costs ~0.1-0.2 ms per call on a small model.
+        if self.input_dtype is not None and x.dtype != self.input_dtype:
+            x = x.astype(self.input_dtype)
+        x = np.ascontiguousarray(x)
+        self.request.set_input_tensor(self._tensor(x, shared_memory=True))
+        self.request.infer()
+        return self.request.get_output_tensor(0).data.copy()
 
 
 _ORT_DTYPES = {

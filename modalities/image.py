@@ -74,8 +74,9 @@ class ImageModality(Modality):
         return y if counts[counts > 0].min() >= 2 else None
 
     def _split_all(self, x, y, labels) -> dict[str, Split]:
-        if self.params.max_samples:
-            x, y = x[: self.params.max_samples], y[: self.params.max_samples]
+        if self.params.max_samples and self.params.max_samples < len(y):  # a seeded random subset, not the head
+            keep = np.sort(np.random.default_rng(self.seed).permutation(len(y))[: self.params.max_samples])
+            x, y = x[keep], y[keep]
         frac = self.params.split
         x_rest, x_test, y_rest, y_test = train_test_split(
             x, y, test_size=frac.test, random_state=self.seed, stratify=self._stratify(y)

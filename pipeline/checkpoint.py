@@ -26,7 +26,10 @@ def load_weights(module: torch.nn.Module, path: str | Path, strict: bool = True)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights not found")
     state = load_file(str(path))
-    missing, unexpected = module.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatch: the weights come from other params
+        raise ValueError(f"{path}: weights do not fit the model built from the current params: {exc}") from None
     if strict and (missing or unexpected):
         raise ValueError(f"{path}: weights do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
 

@@ -130,6 +130,10 @@ class BenchParams(Strict):
     profiles: list[str] = ["cpu-x86"]
     # seconds per `benchmark_app` cross-check run; 0 disables the cross-check
     benchmark_app_seconds: float = Field(5.0, ge=0, le=600)
+    # override the profile's repetitions (null = the profile's own), e.g. for a quick run
+    min_seconds: float | None = Field(None, ge=0, le=600)
+    min_iterations: int | None = Field(None, ge=1, le=1_000_000)
+    warmup_iterations: int | None = Field(None, ge=0, le=100_000)
 
 
 class DistributedParams(Strict):

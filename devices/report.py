@@ -1,0 +1,183 @@
+"""Device latency reports: JSON (as measured) and Markdown (one table per device).
+
+A report only ever shows numbers from its rows, and rows only come from
+``devices.run`` measurements; a device that could not be measured gets a
+report that says so and carries no numbers (``not_measured_report``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+NOT_MEASURED = "not measured here"
+MEASURED = "measured"
+
+_NUMERIC_ROW_FIELDS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _profile_name(profile) -> str:
+    return profile if isinstance(profile, str) else getattr(profile, "name", str(profile))
+
+
+def not_measured_report(profile, reason: str) -> dict:
+    """A report for a device that was not measured on this host: no rows, no numbers."""
+    from devices.system_info import describe_host
+
+    return {
+        "profile": _profile_name(profile),
+        "status": NOT_MEASURED,
+        "reason": str(reason),
+        "host": describe_host(),
+        "measured_at": None,
+        "rows": [],
+    }
+
+
+def validate_report(report: dict) -> None:
+    """Refuse a report whose rows are not complete measurements (or a not-measured one with rows)."""
+    for key in ("profile", "rows"):
+        if key not in report:
+            raise ValueError(f"device report lacks '{key}'")
+    status = report.get("status", MEASURED)
+    rows = report["rows"]
+    if status == NOT_MEASURED:
+        if rows:
+            raise ValueError(f"report for '{report['profile']}' says '{NOT_MEASURED}' but has {len(rows)} rows")
+        return
+    for i, row in enumerate(rows):
+        for key in _NUMERIC_ROW_FIELDS:
+            value = row.get(key)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+                raise ValueError(f"row {i} ({row.get('model')}, batch {row.get('batch')}): '{key}' is not a measured number: {value!r}")
+        if not isinstance(row.get("iterations"), int) or row["iterations"] < 1:
+            raise ValueError(f"row {i} ({row.get('model')}): no timed iterations")
+
+
+def _ms(value: float) -> str:
+    if value >= 100:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def _host_line(host: dict | None) -> str:
+    if not host:
+        return "unknown host"
+    cores = f"{host.get('logical_cores')} logical"
+    if host.get("physical_cores"):
+        cores += f" / {host['physical_cores']} physical"
+    cores += " cores"
+    parts = [f"**{host.get('cpu_model', 'unknown CPU')}** ({host.get('machine')}, {cores}), {host.get('os')}"]
+    versions = [f"Python {host.get('python')}"]
+    if host.get("numpy"):
+        versions.append(f"numpy {host['numpy']}")
+    ort = host.get("onnxruntime") or {}
+    if ort.get("available"):
+        versions.append(f"onnxruntime {ort.get('version')} (providers: {', '.join(ort.get('providers', []))})")
+    else:
+        versions.append("onnxruntime not available")
+    ov = host.get("openvino") or {}
+    if ov.get("available"):
+        devices = ", ".join(f"{k}: {v}" for k, v in (ov.get("devices") or {}).items())
+        versions.append(f"OpenVINO {ov.get('version')} (devices: {devices or 'none'})")
+    else:
+        versions.append("OpenVINO not available")
+    return parts[0] + "; " + "; ".join(versions)
+
+
+def render_markdown(report: dict) -> str:
+    """The Markdown for one device report."""
+    validate_report(report)
+    name = report["profile"]
+    lines = [f"# Latency on device `{name}`", ""]
+    if report.get("status") == NOT_MEASURED:
+        lines += [
+            f"**Not measured here.** {report.get('reason', '')}".rstrip(),
+            "",
+            "This report has no latency numbers: nothing was measured for this device"
+            + (f" on this host ({report['host'].get('cpu_model')})." if report.get("host") else "."),
+            "",
+        ]
+        return "\n".join(lines)
+
+    lines += [f"Measured on {_host_line(report.get('host'))}, at {report.get('measured_at')}.", ""]
+    settings = report.get("settings") or {}
+    if settings:
+        threads = settings.get("threads")
+        runtimes = ", ".join(f"{k} ({v})" for k, v in (settings.get("runtimes") or {}).items())
+        lines += [
+            f"Runtimes: {runtimes}. Threads: {threads if threads else 'runtime default'}. "
+            f"Each row: {settings.get('warmup_iterations')} warm-up runs, then at least "
+            f"{settings.get('min_iterations')} timed runs and {settings.get('min_seconds')} s. "
+            "Latencies in ms per batch (nearest-rank percentiles); throughput in samples/s; "
+            "the budget is on p99 at batch 1.",
+            "",
+        ]
+    header = ["model", "runtime", "precision", "batch", "p50", "p90", "p99", "throughput", "budget", "meets budget"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join(["---"] * 3 + ["---:"] * 6 + [":---:"]) + "|")
+    rows = report["rows"]
+    for row in rows:
+        budget = row.get("budget_ms")
+        meets = row.get("meets_budget")
+        cells = [
+            f"`{row.get('model')}`",
+            str(row.get("runtime")),
+            str(row.get("precision")),
+            str(row.get("batch")),
+            _ms(row["p50_ms"]),
+            _ms(row["p90_ms"]),
+            _ms(row["p99_ms"]),
+            f"{row['throughput']:,.0f}",
+            _ms(budget) if isinstance(budget, (int, float)) else "—",
+            "—" if meets is None else ("yes" if meets else "**no**"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        lines.append("| (no models measured) |" + " |" * (len(header) - 1))
+    checked = [row for row in rows if row.get("benchmark_app_median_ms") is not None]
+    if checked:
+        lines += ["", "Cross-check with OpenVINO's `benchmark_app -hint latency` (batch 1, same model, same host):", "",
+                  "| model | our p50 (ms) | benchmark_app median (ms) | ratio |", "|---|---:|---:|---:|"]
+        for row in checked:
+            lines.append(f"| `{row['model']}` | {_ms(row['p50_ms'])} | {_ms(row['benchmark_app_median_ms'])} | "
+                         f"{row['p50_ms'] / row['benchmark_app_median_ms']:.2f} |")
+    skipped = report.get("skipped") or []
+    if skipped:
+        lines += ["", "Not measured:", ""]
+        for item in skipped:
+            batch = f", batch {item['batch']}" if item.get("batch") is not None else ""
+            lines.append(f"- `{item.get('model')}`{batch}: {item.get('reason')}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_device_report(report: dict, out_json: str | Path | None, out_md: str | Path | None) -> None:
+    """Write the report as JSON and/or Markdown, each atomically."""
+    validate_report(report)
+    if out_json is not None:
+        atomic_write_text(out_json, json.dumps(report, indent=2, sort_keys=False) + "\n")
+    if out_md is not None:
+        atomic_write_text(out_md, render_markdown(report))

@@ -1,0 +1,262 @@
+"""Measure exported models on a device profile and write its latency report.
+
+    python -m devices.run --profile cpu-x86 --models exports/ --out reports/devices/cpu-x86.json \
+        [--md reports/devices/cpu-x86.md] [--task-of-model auto]
+
+Models: every ``**/*.onnx`` (run with onnxruntime and the profile's provider)
+and ``**/*.xml`` OpenVINO IR (run with OpenVINO on the profile's device) under
+``--models``. Each is measured at each of the profile's batch sizes on random
+float input shaped like the model's input (axis 0 is the batch axis; any other
+dynamic axis is an error naming the model). A runtime/provider/device that the
+profile names but this host lacks stops the run with an error: nothing falls
+back to another provider.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from devices.latency import measure
+from devices.profile import KNOWN_PRECISIONS, Profile, ProfileError, load_profile
+from devices.report import write_device_report
+from devices.system_info import describe_host
+
+RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".xml": "openvino"}
+_PRECISION_IN_NAME = re.compile(r"(?:^|[^a-z0-9])(" + "|".join(KNOWN_PRECISIONS) + r")(?:[^a-z0-9]|$)")
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The profile asks for a runtime, provider or device this host does not have."""
+
+
+class ModelInputError(ValueError):
+    """A model whose input cannot be built (dynamic non-batch axis, non-float input, ...)."""
+
+
+def check_runtimes_available(profile: Profile) -> None:
+    """Raise RuntimeUnavailable unless every runtime target the profile names exists on this host."""
+    problems = []
+    if profile.onnxruntime_provider is not None:
+        try:
+            import onnxruntime as ort
+        except Exception as exc:
+            problems.append(f"onnxruntime is not importable here ({exc})")
+        else:
+            available = ort.get_available_providers()
+            if profile.onnxruntime_provider not in available:
+                problems.append(
+                    f"onnxruntime provider '{profile.onnxruntime_provider}' is not available on this host "
+                    f"(available: {', '.join(available)})"
+                )
+    if profile.openvino_device is not None:
+        try:
+            import openvino as ov
+        except Exception as exc:
+            problems.append(f"openvino is not importable here ({exc})")
+        else:
+            devices = list(ov.Core().available_devices)
+            if profile.openvino_device not in devices:
+                problems.append(
+                    f"OpenVINO device '{profile.openvino_device}' is not available on this host "
+                    f"(available: {', '.join(devices) or 'none'})"
+                )
+    if problems:
+        raise RuntimeUnavailable(
+            f"device profile '{profile.name}' cannot run on this host: " + "; ".join(problems)
+            + ". Nothing was measured (no fallback to another provider/device)."
+        )
+
+
+def find_models(models_dir: str | Path) -> list[Path]:
+    """Exported models under a folder: ONNX files and OpenVINO IR .xml files, sorted."""
+    root = Path(models_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: models folder not found")
+    found = [p for suffix in RUNTIME_OF_SUFFIX for p in root.rglob(f"*{suffix}") if p.is_file()]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def is_openvino_ir(path: Path) -> bool:
+    """Whether an .xml file is an OpenVINO IR (root element ``<net>``)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        for _, elem in ET.iterparse(path, events=("start",)):
+            return elem.tag == "net"
+    except ET.ParseError:
+        return False
+    return False
+
+
+def precision_of(metadata: dict[str, str], rel_path: str) -> str:
+    """Precision from model metadata ("precision"), else from the path (fp32/fp16/int8), else "unknown"."""
+    value = (metadata.get("precision") or "").strip().lower()
+    if value:
+        return value
+    match = _PRECISION_IN_NAME.search(rel_path.lower())
+    return match.group(1) if match else "unknown"
+
+
+def input_shape_for(model: str, input_name: str, dims: list[int | None], batch: int) -> tuple[int, ...] | None:
+    """The concrete input shape at ``batch``; None if the model's batch axis is fixed to another size.
+
+    Raises ModelInputError if the input is a scalar or an axis other than 0 is dynamic.
+    """
+    if not dims:
+        raise ModelInputError(f"{model}: input '{input_name}' is a scalar; expected a batch axis first")
+    dynamic = [i for i, d in enumerate(dims) if d is None and i != 0]
+    if dynamic:
+        shown = "[" + ",".join("?" if d is None else str(d) for d in dims) + "]"
+        raise ModelInputError(
+            f"{model}: input '{input_name}' has shape {shown} with dynamic axis {dynamic} besides the batch axis 0; "
+            "cannot choose its size - export the model with static non-batch dimensions"
+        )
+    if dims[0] is not None and dims[0] != batch:
+        return None
+    return (batch, *dims[1:])
+
+
+def _open(path: Path, profile: Profile):
+    from devices.runtimes import open_session
+
+    runtime = RUNTIME_OF_SUFFIX[path.suffix]
+    threads = profile.threads or None
+    if runtime == "onnxruntime":
+        session = open_session(path, threads, provider=profile.onnxruntime_provider)
+        if profile.onnxruntime_provider not in session.providers:
+            raise RuntimeUnavailable(
+                f"{path}: onnxruntime did not enable '{profile.onnxruntime_provider}' (got {session.providers})"
+            )
+        return session
+    return open_session(path, threads, device=profile.openvino_device)
+
+
+def _log(message: str) -> None:
+    print(f"[devices.run] {message}", file=sys.stderr, flush=True)
+
+
+def measure_models(
+    profile: Profile,
+    models_dir: str | Path,
+    task_of_model: str = "auto",
+    log=_log,
+) -> dict:
+    """Measure every model under ``models_dir`` on ``profile``; returns the report dict."""
+    check_runtimes_available(profile)
+    root = Path(models_dir)
+    models = find_models(root)
+    if not models:
+        raise FileNotFoundError(f"{root}: no *.onnx or *.xml models found")
+
+    rows: list[dict] = []
+    skipped: list[dict] = []
+    rng = np.random.default_rng(0)
+    for path in models:
+        rel = path.relative_to(root).as_posix()
+        runtime = RUNTIME_OF_SUFFIX[path.suffix]
+        if runtime not in profile.runtimes:
+            skipped.append({"model": rel, "batch": None, "reason": f"profile '{profile.name}' has no {runtime} runtime"})
+            log(f"skip {rel}: profile has no {runtime} runtime")
+            continue
+        if runtime == "openvino" and not is_openvino_ir(path):
+            log(f"ignore {rel}: not an OpenVINO IR")
+            continue
+
+        session = _open(path, profile)
+        if session.input_count != 1:
+            raise ModelInputError(f"{rel}: has {session.input_count} inputs; only single-input models are measured")
+        precision = precision_of(session.metadata, rel)
+        if precision not in profile.precisions:
+            skipped.append({"model": rel, "batch": None, "reason": f"precision '{precision}' is not in the profile's {list(profile.precisions)}"})
+            log(f"skip {rel}: precision {precision} not in profile")
+            continue
+        task = session.metadata.get("task") or None
+        if task_of_model != "auto":
+            if task is not None and task != task_of_model:
+                raise ValueError(f"{rel}: metadata says task '{task}' but --task-of-model is '{task_of_model}'")
+            task = task_of_model
+        dtype = session.input_dtype
+        if dtype is None or dtype.kind != "f":
+            raise ModelInputError(f"{rel}: input '{session.input_name}' is {dtype}; only float inputs are measured")
+
+        for batch in profile.batch_sizes:
+            shape = input_shape_for(rel, session.input_name, session.input_shape, batch)
+            if shape is None:
+                reason = f"input batch axis is fixed to {session.input_shape[0]}"
+                skipped.append({"model": rel, "batch": batch, "reason": reason})
+                log(f"skip {rel} batch {batch}: {reason}")
+                continue
+            x = rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
+            stats = measure(session.run, x, profile.warmup_iterations, profile.min_iterations, profile.min_seconds)
+            budget = profile.budget_ms(task) if batch == 1 else None
+            row = {
+                "model": rel,
+                "runtime": runtime,
+                "target": profile.runtimes[runtime],
+                "precision": precision,
+                "task": task,
+                "batch": batch,
+                "input_shape": list(shape),
+                "p50_ms": stats["p50_ms"],
+                "p90_ms": stats["p90_ms"],
+                "p99_ms": stats["p99_ms"],
+                "mean_ms": stats["mean_ms"],
+                "min_ms": stats["min_ms"],
+                "max_ms": stats["max_ms"],
+                "iterations": stats["iterations"],
+                "throughput": stats["throughput"],
+                "budget_ms": budget,
+                "meets_budget": (stats["p99_ms"] <= budget) if budget is not None else None,
+            }
+            rows.append(row)
+            log(f"{rel} [{runtime} {precision}] batch {batch}: p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms, "
+                f"{stats['throughput']:.0f} samples/s ({stats['iterations']} runs)")
+        del session
+
+    if not rows:
+        raise RuntimeError(
+            f"no model under {root} could be measured on '{profile.name}': "
+            + "; ".join(f"{s['model']}: {s['reason']}" for s in skipped)
+        )
+    return {
+        "profile": profile.name,
+        "status": "measured",
+        "host": describe_host(),
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": profile.to_dict(),
+        "models_dir": str(root),
+        "rows": rows,
+        "skipped": skipped,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devices.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", required=True, help="profile name (devices/profiles/NAME.toml) or path to a .toml")
+    parser.add_argument("--models", required=True, help="folder searched for **/*.onnx and **/*.xml (OpenVINO IR)")
+    parser.add_argument("--out", required=True, help="JSON report to write (atomically)")
+    parser.add_argument("--md", default=None, help="also write the Markdown report here")
+    parser.add_argument(
+        "--task-of-model", default="auto",
+        help="'auto': task from each model's metadata key 'task' (default budget if absent); "
+             "or a task name applied to every model",
+    )
+    args = parser.parse_args(argv)
+    try:
+        profile = load_profile(args.profile)
+        report = measure_models(profile, args.models, args.task_of_model)
+        write_device_report(report, args.out, args.md)
+    except (ProfileError, RuntimeUnavailable, ModelInputError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _log(f"wrote {args.out}" + (f" and {args.md}" if args.md else "") + f" ({len(report['rows'])} rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

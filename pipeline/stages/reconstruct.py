@@ -1,0 +1,40 @@
+"""reconstruct: a PNG grid of originals / masked inputs / MAE reconstructions on test samples."""
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from modalities import get_modality
+from pipeline import paths
+from pipeline.checkpoint import load_weights
+from pipeline.io import atomic_path
+from pipeline.models import fresh_encoder
+from pipeline.objectives import build_objective
+from pipeline.stages.common import load_params, parser, seed_everything
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--modality", required=True)
+    ap.add_argument("--samples", type=int, default=8)
+    args = ap.parse_args()
+    params = load_params()
+    seed_everything(params.seed)
+    modality = get_modality(args.modality, params)
+    mae = build_objective("mae", fresh_encoder(modality, params), modality, params)
+    load_weights(mae, paths.pretrain_dir(args.modality, "mae") / "objective.safetensors")
+    test = modality.load_split(paths.data_dir(args.modality), "test")
+    x = modality.to_input(torch.from_numpy(test.x[: args.samples]))
+    with torch.no_grad():
+        _, pred, mask = mae.eval().reconstruct(x, torch.Generator().manual_seed(params.seed))
+    grid = modality.reconstruction_figure(x, pred, mask, params.mae.norm_pix_loss)
+    scale = max(1, 256 // grid.shape[1] * 2)  # small images are enlarged so the grid is readable
+    img = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+    target = paths.REPORTS / "figures" / f"{args.modality}-mae-reconstruction.png"
+    with atomic_path(target) as tmp:
+        img.save(tmp, format="PNG")
+    print(f"reconstruct {args.modality}: wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
