@@ -1,0 +1,117 @@
+"""Model metadata that travels inside the model files.
+
+ONNX: `metadata_props` (string key -> string value). OpenVINO IR: rt_info under "model_info".
+Strings are stored as they are; every other value is JSON-encoded. Reading JSON-decodes each
+value where it decodes, so a string that is itself valid JSON (e.g. "17" or "true") comes back
+decoded; store such values as their real type.
+
+Reading needs only onnxruntime (ONNX) or openvino (IR): what an app on a device has.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from export.atomic import atomic_output
+
+IR_SECTION = "model_info"
+
+
+def encode_value(key: str, value: Any) -> str:
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"metadata keys must be non-empty strings, got {key!r}")
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"metadata '{key}': value {value!r} of type {type(value).__name__} is not JSON-serializable"
+        ) from exc
+
+
+def decode_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def encode_all(metadata: Mapping[str, Any]) -> dict[str, str]:
+    return {key: encode_value(key, value) for key, value in metadata.items()}
+
+
+def set_onnx_metadata(model, metadata: Mapping[str, Any], replace: bool = False) -> None:
+    """Set entries on an onnx.ModelProto in memory: same keys are overwritten, other existing
+    entries kept, or dropped with replace=True."""
+    encoded = encode_all(metadata)
+    kept = [] if replace else [(p.key, p.value) for p in model.metadata_props if p.key not in encoded]
+    del model.metadata_props[:]
+    for key, value in [*kept, *encoded.items()]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def write_metadata(onnx_path: str | Path, metadata: Mapping[str, Any], *, replace: bool = False) -> None:
+    """Store `metadata` in the ONNX file's metadata_props, rewriting the file atomically.
+
+    Existing entries with other keys are kept, unless replace=True.
+    """
+    import onnx
+
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"{onnx_path}: ONNX model not found")
+    try:
+        model = onnx.load(str(onnx_path))
+    except Exception as exc:  # protobuf decode errors have no common base class
+        raise ValueError(f"{onnx_path}: not a readable ONNX model: {exc}") from exc
+    set_onnx_metadata(model, metadata, replace)
+    with atomic_output(onnx_path) as tmp:
+        onnx.save(model, str(tmp))
+
+
+def read_metadata(onnx_path: str | Path) -> dict[str, Any]:
+    """The ONNX file's metadata_props, read with onnxruntime (no onnx or torch package needed)."""
+    import onnxruntime as ort
+
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"{onnx_path}: ONNX model not found")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # only the header is wanted
+    try:
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ValueError(f"{onnx_path}: onnxruntime cannot load this model: {exc}") from exc
+    return {key: decode_value(value) for key, value in session.get_modelmeta().custom_metadata_map.items()}
+
+
+def set_ir_metadata(model, metadata: Mapping[str, Any]) -> None:
+    """Set entries in an openvino.Model's rt_info["model_info"] (saved into the .xml)."""
+    for key, value in encode_all(metadata).items():
+        model.set_rt_info(value, [IR_SECTION, key])
+
+
+def get_ir_metadata(model) -> dict[str, Any]:
+    """rt_info["model_info"] of an in-memory openvino.Model, decoded."""
+    if not model.has_rt_info([IR_SECTION]):
+        return {}
+    section = model.get_rt_info()[IR_SECTION]
+    return {key: decode_value(value.astype(str)) for key, value in section.items()}
+
+
+def read_ir_metadata(model_xml: str | Path) -> dict[str, Any]:
+    """The metadata of an OpenVINO IR file (.xml), read with openvino."""
+    import openvino as ov
+
+    model_xml = Path(model_xml)
+    if not model_xml.is_file():
+        raise FileNotFoundError(f"{model_xml}: OpenVINO model not found")
+    try:
+        model = ov.Core().read_model(str(model_xml))
+    except Exception as exc:
+        raise ValueError(f"{model_xml}: OpenVINO cannot read this model: {exc}") from exc
+    return get_ir_metadata(model)

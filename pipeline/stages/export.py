@@ -1,0 +1,81 @@
+"""export: the fine-tuned classifier to ONNX (dynamic batch) and OpenVINO IR (FP32, FP16), with parity on the test split."""
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import torch
+
+from devices.runtimes import open_session
+from export.onnx_export import export_onnx
+from export.openvino_export import export_openvino
+from export.parity import accuracy, compare_outputs, file_size_bytes
+from pipeline import paths
+from pipeline.io import write_json
+from pipeline.models import finetuned_classifier
+from pipeline.stages.common import load_params, parser, seed_everything, task_modality
+from pipeline.stages.finetune import predict_logits
+
+
+def source_commit() -> str:
+    """The git commit the export was made from ('-dirty' when the tree has changes)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def test_inputs(modality, modality_name: str):
+    """The test split as float model input (numpy), plus labels."""
+    test = modality.load_split(paths.data_dir(modality_name), "test")
+    return modality.to_input(torch.from_numpy(test.x)).numpy(), test.y, test
+
+
+def variant_metrics(path, reference: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict:
+    out = open_session(path).predict(x, batch_size=256)
+    return {"path": str(path), "size_bytes": file_size_bytes(path), "test_accuracy": accuracy(out, y),
+            **compare_outputs(reference, out)}
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--method", required=True)
+    args = ap.parse_args()
+    params = load_params()
+    seed_everything(params.seed)
+    modality_name, modality = task_modality(params, args.task)
+    model, config = finetuned_classifier(modality, params, args.task, args.method)
+    x, y, test = test_inputs(modality, modality_name)
+    reference = predict_logits(model, modality, test.x, "cpu")
+    spec = modality.input_spec()
+    metadata = {
+        "task": args.task, "head": params.tasks[args.task].head, "method": args.method, "modality": modality_name,
+        "labels": config["labels"], "input_name": spec["name"], "input_shape": spec["shape"],
+        "input_dtype": spec["dtype"], "preprocessing": modality.preprocessing(), "output": "logits",
+        "source_commit": source_commit(), "precision": "fp32",
+    }
+    out = paths.export_dir(args.task, args.method)
+    onnx_path = export_onnx(model, modality.example_input(2), out / "model.onnx", metadata,
+                            input_name=spec["name"], output_names=["logits"], opset=params.export.opset)
+    irs = export_openvino(onnx_path, out / "openvino", params.export.openvino_precisions)
+    variants = {"onnx-fp32": variant_metrics(onnx_path, reference, x, y)}
+    variants.update({f"openvino-{p}": variant_metrics(xml, reference, x, y) for p, xml in irs.items()})
+    metrics = {"task": args.task, "method": args.method, "torch_test_accuracy": accuracy(reference, y),
+               "test_samples": len(y), "variants": variants}
+    tolerance = params.export.parity_tolerance
+    metrics["onnx_parity_ok"] = variants["onnx-fp32"]["max_abs_diff"] <= tolerance
+    write_json(paths.metrics_file("export", f"{args.task}-{args.method}"), metrics)
+    for name, v in variants.items():
+        print(f"export {args.task}-{args.method} {name}: max |diff| {v['max_abs_diff']:.2e}, "
+              f"top-1 agreement {v['top1_agreement']:.4f}, accuracy {v['test_accuracy']:.4f}")
+    if not metrics["onnx_parity_ok"]:
+        raise SystemExit(f"export {args.task}-{args.method}: ONNX output differs from PyTorch by "
+                         f"{variants['onnx-fp32']['max_abs_diff']:.2e} > export.parity_tolerance {tolerance}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""quantize: INT8 by onnxruntime static QDQ and by NNCF for OpenVINO, calibrated on training samples."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from export.quantize_onnx import quantize_onnx_int8
+from export.quantize_openvino import quantize_openvino_int8
+from devices.runtimes import open_session
+from pipeline import paths
+from pipeline.io import write_json
+from pipeline.stages.common import load_params, parser, seed_everything, task_modality
+from pipeline.stages.export import test_inputs, variant_metrics
+
+
+def calibration_set(modality, modality_name: str, n: int, seed: int) -> np.ndarray:
+    """A seeded random subset of the training split (never test data), as float model input."""
+    train = modality.load_split(paths.data_dir(modality_name), "train")
+    idx = np.sort(np.random.default_rng(seed).permutation(len(train))[:n])
+    return modality.to_input(torch.from_numpy(train.x[idx])).numpy()
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--method", required=True)
+    args = ap.parse_args()
+    params = load_params()
+    seed_everything(params.seed)
+    modality_name, modality = task_modality(params, args.task)
+    out = paths.export_dir(args.task, args.method)
+    calibration = calibration_set(modality, modality_name, params.quantize.calibration_samples, params.seed)
+    onnx_int8 = quantize_onnx_int8(out / "model.onnx", out / "model.int8.onnx", calibration,
+                                   per_channel=params.quantize.per_channel)
+    ov_int8 = quantize_openvino_int8(out / "openvino" / "fp32" / "model.xml", out / "openvino-int8", calibration)
+    x, y, _ = test_inputs(modality, modality_name)
+    reference = open_session(out / "model.onnx").predict(x)  # INT8 is compared with the FP32 export
+    variants = {"onnx-int8": variant_metrics(onnx_int8, reference, x, y),
+                "openvino-int8": variant_metrics(ov_int8, reference, x, y)}
+    write_json(paths.metrics_file("quantize", f"{args.task}-{args.method}"), {
+        "task": args.task, "method": args.method, "calibration_samples": len(calibration),
+        "reference": "onnx-fp32", "variants": variants})
+    for name, v in variants.items():
+        print(f"quantize {args.task}-{args.method} {name}: accuracy {v['test_accuracy']:.4f}, "
+              f"top-1 agreement with fp32 {v['top1_agreement']:.4f}, {v['size_bytes'] / 2**20:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""Export chain on a tiny timm-Block classifier: ONNX, OpenVINO FP32/FP16, INT8 (ORT, NNCF)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from timm.models.vision_transformer import Block
+from torch import nn
+
+from devices.runtimes import OpenVinoSession, open_session
+from export.metadata import read_ir_metadata, read_metadata, write_metadata
+from export.onnx_export import export_onnx
+from export.openvino_export import export_openvino
+from export.parity import accuracy, compare_outputs, file_size_bytes
+from export.quantize_onnx import quantize_onnx_int8
+from export.quantize_openvino import quantize_openvino_int8
+
+IMAGE, PATCH, DIM, CLASSES = 16, 4, 32, 10
+METADATA = {"labels": [f"class{i}" for i in range(CLASSES)], "image_size": IMAGE, "mean": [0.5, 0.5, 0.5],
+            "task": "tiny", "precision": "fp32"}
+
+
+class TinyViT(nn.Module):
+    """Conv patch embedding + 2 timm Blocks + LayerNorm + mean pool + Linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Conv2d(3, DIM, PATCH, PATCH)
+        self.pos = nn.Parameter(torch.randn(1, (IMAGE // PATCH) ** 2, DIM) * 0.02)
+        self.blocks = nn.Sequential(*[Block(DIM, num_heads=4, mlp_ratio=2.0, qkv_bias=True) for _ in range(2)])
+        self.norm = nn.LayerNorm(DIM)
+        self.head = nn.Linear(DIM, CLASSES)
+
+    def forward(self, x):
+        tokens = self.patch(x).flatten(2).transpose(1, 2) + self.pos
+        return self.head(self.norm(self.blocks(tokens)).mean(dim=1))
+
+
+def _inputs(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 3, IMAGE, IMAGE)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return TinyViT()  # left in train mode on purpose: export must switch to eval and back
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    return _inputs(64, seed=1)
+
+
+@pytest.fixture(scope="module")
+def eval_x():
+    return _inputs(200, seed=2)  # held out from calibration
+
+
+@pytest.fixture(scope="module")
+def reference(model, eval_x):
+    with torch.no_grad():
+        return model.eval()(torch.from_numpy(eval_x)).numpy()
+
+
+@pytest.fixture(scope="module")
+def onnx_path(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    export_onnx(model.train(), torch.from_numpy(_inputs(1, seed=3)), path, METADATA, "pixels", ["logits"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def ir_paths(onnx_path, tmp_path_factory):
+    return export_openvino(onnx_path, tmp_path_factory.mktemp("openvino"))
+
+
+# ---- ONNX -------------------------------------------------------------------
+
+def test_onnx_is_single_file_with_restored_mode(onnx_path, model):
+    assert model.training  # the caller's train/eval mode is restored after export
+    assert sorted(p.name for p in onnx_path.parent.iterdir()) == ["model.onnx"]  # no external data, no temp left
+
+
+def test_onnx_dynamic_batch_and_parity(onnx_path, model, eval_x, reference):
+    session = open_session(onnx_path)
+    assert session.input_name == "pixels"
+    for batch in (1, 7):
+        assert session.run(eval_x[:batch]).shape == (batch, CLASSES)
+    stats = compare_outputs(reference, session.predict(eval_x, batch_size=64))
+    assert stats["max_abs_diff"] < 1e-4
+    assert stats["top1_agreement"] == 1.0
+
+
+def test_metadata_round_trip(onnx_path, tmp_path):
+    assert read_metadata(onnx_path) == METADATA
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(onnx_path.read_bytes())
+    write_metadata(copy, {"task": "renamed", "threshold": 0.25})
+    assert read_metadata(copy) == {**METADATA, "task": "renamed", "threshold": 0.25}
+    with pytest.raises(ValueError, match="'bad'.*JSON"):
+        write_metadata(copy, {"bad": object()})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.onnx"]
+
+
+def test_dynamo_exporter_also_works(model, tmp_path, eval_x, reference):
+    with pytest.raises(ValueError, match="opset >= 18"):
+        export_onnx(model, torch.from_numpy(eval_x[:2]), tmp_path / "m.onnx", {}, "pixels", ["logits"], 17, dynamo=True)
+    path = export_onnx(model, torch.from_numpy(eval_x[:2]), tmp_path / "m.onnx", METADATA, "pixels", ["logits"], 18,
+                       dynamo=True)
+    session = open_session(path)
+    assert session.run(eval_x[:1]).shape == (1, CLASSES)
+    stats = compare_outputs(reference, session.predict(eval_x, batch_size=7))
+    assert stats["max_abs_diff"] < 1e-4 and stats["top1_agreement"] == 1.0
+    assert read_metadata(path) == METADATA
+
+
+def test_export_rejects_wrong_output_names(model, tmp_path):
+    with pytest.raises(ValueError, match="output_names"):
+        export_onnx(model, torch.zeros(1, 3, IMAGE, IMAGE), tmp_path / "m.onnx", {}, "pixels", ["logits", "extra"])
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("content", [b"not an onnx model at all", "truncated"])
+def test_broken_onnx_gives_clear_error(onnx_path, tmp_path, content):
+    data = onnx_path.read_bytes()
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(data[: len(data) // 2] if content == "truncated" else content)
+    with pytest.raises(ValueError, match="broken.onnx"):
+        open_session(bad)
+    with pytest.raises(ValueError, match="broken.onnx"):
+        read_metadata(bad)
+
+
+# ---- OpenVINO -----------------------------------------------------------------
+
+def _f32_session(xml):
+    # Pin f32 compute: on CPUs with bf16/AMX OpenVINO's default inference precision is bf16.
+    return OpenVinoSession(xml, config={"INFERENCE_PRECISION_HINT": "f32"})
+
+
+def test_openvino_fp32_parity_and_dynamic_batch(ir_paths, eval_x, reference):
+    assert set(ir_paths) == {"fp32", "fp16"}
+    session = _f32_session(ir_paths["fp32"])
+    for batch in (1, 7):
+        assert session.run(eval_x[:batch]).shape == (batch, CLASSES)
+    stats = compare_outputs(reference, session.predict(eval_x, batch_size=64))
+    assert stats["max_abs_diff"] < 1e-4
+    assert stats["top1_agreement"] == 1.0
+
+
+def test_openvino_fp16_close(ir_paths, eval_x, reference):
+    stats = compare_outputs(reference, _f32_session(ir_paths["fp16"]).predict(eval_x, batch_size=64))
+    assert 0 < stats["max_abs_diff"] < 1e-2  # really FP16 weights, yet close
+    assert stats["top1_agreement"] >= 0.95
+    bins = {p: xml.with_suffix(".bin").stat().st_size for p, xml in ir_paths.items()}
+    assert bins["fp16"] < 0.6 * bins["fp32"]  # (the .xml dominates file_size_bytes for a model this tiny)
+    assert file_size_bytes(ir_paths["fp32"]) == bins["fp32"] + ir_paths["fp32"].stat().st_size
+
+
+def test_openvino_metadata(ir_paths):
+    for precision, xml in ir_paths.items():
+        assert read_ir_metadata(xml) == {**METADATA, "precision": precision}
+        assert xml == xml.parent.parent / precision / "model.xml" and xml.with_suffix(".bin").is_file()
+
+
+def test_export_openvino_rejects_unknown_precision(onnx_path, tmp_path):
+    with pytest.raises(ValueError, match="int4"):
+        export_openvino(onnx_path, tmp_path, precisions=("fp32", "int4"))
+
+
+# ---- INT8 ---------------------------------------------------------------------
+
+def _check_int8(path, reference, eval_x):
+    """INT8 must track FP32: chance agreement is 1/CLASSES, and these random logits have small
+    margins (top-1 vs top-2 gap ~0.1), so a broken quantization fails this clearly."""
+    stats = compare_outputs(reference, open_session(path).predict(eval_x, batch_size=64))
+    assert stats["top1_agreement"] >= 0.85, stats
+    assert stats["mean_abs_diff"] < 0.25 * reference.std(), stats
+    return stats
+
+
+def test_onnxruntime_int8(onnx_path, calibration, eval_x, reference, tmp_path):
+    out = quantize_onnx_int8(onnx_path, tmp_path / "int8" / "model.onnx", calibration)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx"]  # temp files cleaned up
+    _check_int8(out, reference, eval_x)
+    assert read_metadata(out) == {**METADATA, "precision": "int8", "quantizer": "onnxruntime-static-qdq"}
+    session = open_session(out)
+    ops = {n.op_type for n in __import__("onnx").load(str(out)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert session.run(eval_x[:1]).shape == (1, CLASSES)
+
+
+def test_nncf_int8(ir_paths, calibration, eval_x, reference, tmp_path):
+    out = quantize_openvino_int8(ir_paths["fp32"], tmp_path / "nncf", calibration)
+    assert out == tmp_path / "nncf" / "model.xml"
+    _check_int8(out, reference, eval_x)
+    meta = read_ir_metadata(out)
+    assert meta == {**METADATA, "precision": "int8", "quantizer": "nncf-ptq"}
+    assert out.with_suffix(".bin").stat().st_size < 0.6 * ir_paths["fp32"].with_suffix(".bin").stat().st_size
+
+
+def test_quantizers_reject_mismatched_calibration(onnx_path, ir_paths, tmp_path):
+    wrong = np.zeros((4, 3, IMAGE + 1, IMAGE), np.float32)
+    with pytest.raises(ValueError, match=r"model\.onnx.*calibration shape"):
+        quantize_onnx_int8(onnx_path, tmp_path / "q.onnx", wrong)
+    with pytest.raises(ValueError, match=r"model\.xml.*calibration shape"):
+        quantize_openvino_int8(ir_paths["fp32"], tmp_path / "nncf", wrong)
+    assert not list(tmp_path.iterdir())
+
+
+# ---- parity helpers -------------------------------------------------------------
+
+def test_parity_helpers():
+    ref = np.array([[0.0, 1.0], [2.0, 0.0]], np.float32)
+    stats = compare_outputs(ref, np.array([[0.0, 0.5], [2.0, 3.0]], np.float32))
+    assert stats == {"max_abs_diff": 3.0, "mean_abs_diff": 0.875, "top1_agreement": 0.5}
+    assert accuracy(ref, np.array([1, 1])) == 0.5
+    with pytest.raises(ValueError, match="shapes differ"):
+        compare_outputs(ref, ref[:1])
+    with pytest.raises(ValueError, match="labels"):
+        accuracy(ref, np.array([1, 1, 0]))
