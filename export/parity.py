@@ -39,3 +39,12 @@ def file_size_bytes(path: str | Path) -> int:
         if not f.is_file():
             raise FileNotFoundError(f"{f}: model file not found")
     return sum(f.stat().st_size for f in files)
+
+
+def evaluate_variant(path: str | Path, reference: np.ndarray, x: np.ndarray, labels: np.ndarray) -> dict:
+    """Run an exported model over x: its accuracy, size, and agreement with the reference outputs."""
+    from devices.runtimes import open_session
+
+    out = open_session(path).predict(x, batch_size=256)
+    return {"size_bytes": file_size_bytes(path), "test_accuracy": accuracy(out, labels),
+            **compare_outputs(reference, out)}

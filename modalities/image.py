@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.model_selection import train_test_split
-from timm.layers import PatchEmbed
 from torch import nn
 
 from modalities import image_formats
@@ -74,6 +72,8 @@ class ImageModality(Modality):
         return y if counts[counts > 0].min() >= 2 else None
 
     def _split_all(self, x, y, labels) -> dict[str, Split]:
+        from sklearn.model_selection import train_test_split
+
         if self.params.max_samples and self.params.max_samples < len(y):  # a seeded random subset, not the head
             keep = np.sort(np.random.default_rng(self.seed).permutation(len(y))[: self.params.max_samples])
             x, y = x[keep], y[keep]
@@ -84,6 +84,8 @@ class ImageModality(Modality):
         return self._split_train((x_rest, y_rest), (x_test, y_test), labels)
 
     def _split_train(self, train, test, labels) -> dict[str, Split]:
+        from sklearn.model_selection import train_test_split
+
         (x, y), (x_test, y_test) = train, test
         val_size = self.params.split.val / (1 - self.params.split.test)
         x_train, x_val, y_train, y_val = train_test_split(
@@ -126,6 +128,8 @@ class ImageModality(Modality):
         return [0.5] * self.params.channels, [0.5] * self.params.channels
 
     def token_embedding(self, embed_dim: int) -> nn.Module:
+        from timm.layers import PatchEmbed  # timm is slow to import; stages that build no model skip it
+
         p = self.params
         return nn.Sequential(
             Normalize(*self._mean_std()),

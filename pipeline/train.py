@@ -82,12 +82,14 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay, betas=betas)
     state = load_training_state(checkpoint_dir, model, optimizer, config_hash)
     start_epoch = state["epoch"] if state else 0
+    # cost counters carry over a resume, so samples/s describes the whole training run
+    trained_samples, seconds = (state.get("trained_samples", 0), state.get("train_seconds", 0.0)) if state else (0, 0.0)
     if state and rt.is_main:
         print(f"{desc}: resuming from the checkpoint after epoch {start_epoch} in {checkpoint_dir}")
     net = DistributedDataParallel(model) if rt.distributed else model
     scaler = torch.amp.GradScaler("cuda") if rt.needs_grad_scaler() else None
 
-    step, loss_value, trained_samples, seconds = start_epoch * steps_per_epoch, float("nan"), 0, 0.0
+    step, loss_value = start_epoch * steps_per_epoch, float(state["loss"]) if state else float("nan")
     for epoch in range(start_epoch, opt.epochs):
         model.train()
         g = epoch_generator(seed, epoch, rt.rank)
@@ -124,7 +126,8 @@ def train(
         trained_samples += len(batches) * per_rank_batch * rt.world_size
         if rt.is_main:
             save_training_state(checkpoint_dir, model, optimizer,
-                                {"epoch": epoch + 1, "step": step, "loss": loss_value, "config_hash": config_hash})
+                                {"epoch": epoch + 1, "step": step, "loss": loss_value, "config_hash": config_hash,
+                                 "trained_samples": trained_samples, "train_seconds": seconds})
         rt.barrier()
         if on_epoch_end:
             on_epoch_end(epoch + 1)

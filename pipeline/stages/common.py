@@ -6,13 +6,13 @@ import random
 import sys
 
 import numpy as np
-import torch
 
-from modalities import get_modality
 from pipeline import params as params_mod
 
 
 def seed_everything(seed: int) -> None:
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -33,5 +33,7 @@ def parser(description: str) -> argparse.ArgumentParser:
 def task_modality(params, task: str):
     if task not in params.tasks:
         sys.exit(f"tasks.{task}: no such task in {params_mod.PARAMS_FILE} (tasks: {sorted(params.tasks)})")
+    from modalities import get_modality
+
     name = params.tasks[task].modality
     return name, get_modality(name, params)

@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import subprocess
 
-import numpy as np
 import torch
 
-from devices.runtimes import open_session
 from export.onnx_export import export_onnx
 from export.openvino_export import export_openvino
-from export.parity import accuracy, compare_outputs, file_size_bytes
+from export.parity import accuracy, evaluate_variant
 from pipeline import paths
+from pipeline.data import model_inputs
 from pipeline.io import write_json
 from pipeline.models import finetuned_classifier
 from pipeline.stages.common import load_params, parser, seed_everything, task_modality
-from pipeline.stages.finetune import predict_logits
 
 
 def source_commit() -> str:
@@ -28,18 +26,6 @@ def source_commit() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
-def test_inputs(modality, modality_name: str):
-    """The test split as float model input (numpy), plus labels."""
-    test = modality.load_split(paths.data_dir(modality_name), "test")
-    return modality.to_input(torch.from_numpy(test.x)).numpy(), test.y, test
-
-
-def variant_metrics(path, reference: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict:
-    out = open_session(path).predict(x, batch_size=256)
-    return {"path": str(path), "size_bytes": file_size_bytes(path), "test_accuracy": accuracy(out, y),
-            **compare_outputs(reference, out)}
-
-
 def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--task", required=True)
@@ -49,8 +35,9 @@ def main() -> None:
     seed_everything(params.seed)
     modality_name, modality = task_modality(params, args.task)
     model, config = finetuned_classifier(modality, params, args.task, args.method)
-    x, y, test = test_inputs(modality, modality_name)
-    reference = predict_logits(model, modality, test.x, "cpu")
+    x, y = model_inputs(modality, "test")
+    with torch.inference_mode():
+        reference = model(torch.from_numpy(x)).numpy()
     spec = modality.input_spec()
     metadata = {
         "task": args.task, "head": params.tasks[args.task].head, "method": args.method, "modality": modality_name,
@@ -62,8 +49,8 @@ def main() -> None:
     onnx_path = export_onnx(model, modality.example_input(2), out / "model.onnx", metadata,
                             input_name=spec["name"], output_names=["logits"], opset=params.export.opset)
     irs = export_openvino(onnx_path, out / "openvino", params.export.openvino_precisions)
-    variants = {"onnx-fp32": variant_metrics(onnx_path, reference, x, y)}
-    variants.update({f"openvino-{p}": variant_metrics(xml, reference, x, y) for p, xml in irs.items()})
+    variants = {"onnx-fp32": evaluate_variant(onnx_path, reference, x, y)}
+    variants.update({f"openvino-{p}": evaluate_variant(xml, reference, x, y) for p, xml in irs.items()})
     metrics = {"task": args.task, "method": args.method, "torch_test_accuracy": accuracy(reference, y),
                "test_samples": len(y), "variants": variants}
     tolerance = params.export.parity_tolerance

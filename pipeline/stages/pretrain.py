@@ -62,6 +62,8 @@ def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict
                        train_samples=len(x), objective_parameters=sum(p.numel() for p in objective.parameters()))
     else:
         metrics.update(epochs=0, steps=0, train_seconds=0.0, note="random initialisation, no training")
+        if rt.is_main:  # nothing to resume, but the stage's checkpoint folder says why it is empty
+            write_json(paths.checkpoint_dir("pretrain", name) / "state.json", {"epoch": 0, "note": metrics["note"]})
     if rt.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_weights(encoder, out / "encoder.safetensors")

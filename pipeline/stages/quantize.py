@@ -1,23 +1,14 @@
 """quantize: INT8 by onnxruntime static QDQ and by NNCF for OpenVINO, calibrated on training samples."""
 from __future__ import annotations
 
-import numpy as np
-import torch
-
+from devices.runtimes import open_session
+from export.parity import evaluate_variant
 from export.quantize_onnx import quantize_onnx_int8
 from export.quantize_openvino import quantize_openvino_int8
-from devices.runtimes import open_session
 from pipeline import paths
+from pipeline.data import calibration_indices, model_inputs
 from pipeline.io import write_json
 from pipeline.stages.common import load_params, parser, seed_everything, task_modality
-from pipeline.stages.export import test_inputs, variant_metrics
-
-
-def calibration_set(modality, modality_name: str, n: int, seed: int) -> np.ndarray:
-    """A seeded random subset of the training split (never test data), as float model input."""
-    train = modality.load_split(paths.data_dir(modality_name), "train")
-    idx = np.sort(np.random.default_rng(seed).permutation(len(train))[:n])
-    return modality.to_input(torch.from_numpy(train.x[idx])).numpy()
 
 
 def main() -> None:
@@ -27,16 +18,18 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params()
     seed_everything(params.seed)
-    modality_name, modality = task_modality(params, args.task)
+    _, modality = task_modality(params, args.task)
     out = paths.export_dir(args.task, args.method)
-    calibration = calibration_set(modality, modality_name, params.quantize.calibration_samples, params.seed)
+    n_train = len(modality.load_split(paths.data_dir(modality.name), "train"))
+    calibration, _ = model_inputs(modality, "train",
+                                  calibration_indices(n_train, params.quantize.calibration_samples, params.seed))
     onnx_int8 = quantize_onnx_int8(out / "model.onnx", out / "model.int8.onnx", calibration,
                                    per_channel=params.quantize.per_channel)
     ov_int8 = quantize_openvino_int8(out / "openvino" / "fp32" / "model.xml", out / "openvino-int8", calibration)
-    x, y, _ = test_inputs(modality, modality_name)
+    x, y = model_inputs(modality, "test")
     reference = open_session(out / "model.onnx").predict(x)  # INT8 is compared with the FP32 export
-    variants = {"onnx-int8": variant_metrics(onnx_int8, reference, x, y),
-                "openvino-int8": variant_metrics(ov_int8, reference, x, y)}
+    variants = {"onnx-int8": evaluate_variant(onnx_int8, reference, x, y),
+                "openvino-int8": evaluate_variant(ov_int8, reference, x, y)}
     write_json(paths.metrics_file("quantize", f"{args.task}-{args.method}"), {
         "task": args.task, "method": args.method, "calibration_samples": len(calibration),
         "reference": "onnx-fp32", "variants": variants})
