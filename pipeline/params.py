@@ -98,13 +98,11 @@ class OptimParams(Strict):
     lr: float = Field(1e-3, gt=0, le=10)
     weight_decay: float = Field(0.05, ge=0, le=10)
     warmup_epochs: float = Field(1.0, ge=0, le=1000)
-    num_workers: int = Field(0, ge=0, le=64)
     amp: bool = True  # mixed precision where a GPU is used; ignored on CPU
 
 
 class ProbeParams(Strict):
     knn_k: int = Field(20, ge=1, le=1000)
-    knn_temperature: float = Field(0.07, gt=0, le=10)
     linear_C: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1)
     batch_size: int = Field(256, ge=1, le=65536)
 
