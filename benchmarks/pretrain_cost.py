@@ -1,7 +1,7 @@
 """MAE vs SimCLR training cost, side by side in one run: samples/s and peak memory at the same encoder and batch.
 
     python benchmarks/pretrain_cost.py [--params params.yaml] [--modality image] [--batch 256] [--steps 20]
-                                       [--mask-ratios 0.75 0.9]
+                                       [--set modalities.image.patch_size=4 ...]
 
 Each method trains in its own fresh subprocess (so peak RSS is its own), the two
 alternating for --rounds rounds; the ratio of medians is printed. MAE's paper
@@ -20,24 +20,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def worker(args) -> None:
     """Train `steps` steps of one method on random inputs of the modality's shape; print JSON."""
-    sys.path.insert(0, str(ROOT))
     import resource
 
     import torch
 
     from modalities import get_modality
-    from pipeline.params import load
     from pipeline.models import fresh_encoder
     from pipeline.objectives import BETAS, build_objective
 
-    params = load(args.params)
-    if args.mask_ratio is not None:
-        section = params.modality(args.modality).model_copy(update={"mask_ratio": args.mask_ratio})
-        params = params.model_copy(update={"modalities": params.modalities.model_copy(update={args.modality: section})})
+    params = with_overrides(args.params, args.set)
     modality = get_modality(args.modality, params)
     model = build_objective(args.method, fresh_encoder(modality, params), modality, params)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=BETAS[args.method])
@@ -57,11 +53,27 @@ def worker(args) -> None:
                       "rss_before_training_mb": rss_before / 1024}))
 
 
-def measure(method: str, args, mask_ratio: float | None) -> dict:
+def with_overrides(params_file: str, assignments: list[str]):
+    """params.yaml with dotted-key overrides (`a.b.c=value`, value parsed as YAML), validated."""
+    import yaml
+
+    from pipeline.params import parse
+
+    raw = yaml.safe_load(Path(params_file).read_text())
+    for assignment in assignments:
+        key, _, value = assignment.partition("=")
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return parse(raw, f"{params_file} with {assignments}")
+
+
+def measure(method: str, args) -> dict:
     cmd = [sys.executable, __file__, "--worker", "--method", method, "--params", args.params, "--modality",
            args.modality, "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    if mask_ratio is not None:
-        cmd += ["--mask-ratio", str(mask_ratio)]
+    cmd += [f"--set={a}" for a in args.set]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -74,31 +86,32 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--mask-ratios", type=float, nargs="*", default=[])
+    ap.add_argument("--set", action="append", default=[], help="override a params key: a.b.c=value")
     ap.add_argument("--worker", action="store_true")
     ap.add_argument("--method")
-    ap.add_argument("--mask-ratio", type=float)
     args = ap.parse_args()
     if args.worker:
         return worker(args)
 
     import torch
 
-    print(f"modality {args.modality}, batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up, "
-          f"{args.rounds} alternating rounds; {torch.get_num_threads()} threads, "
-          f"{'cuda' if torch.cuda.is_available() else 'cpu'} visible (the workers run on the CPU)")
-    configs = [("simclr", None), ("mae", None)] + [("mae", r) for r in args.mask_ratios]
-    runs: dict[tuple, list[dict]] = {c: [] for c in configs}
+    params = with_overrides(args.params, args.set)
+    section = params.modality(args.modality)
+    print(f"modality {args.modality} ({section.model_dump(exclude={'augment', 'split'})}), encoder "
+          f"{params.encoder.model_dump()}, batch {args.batch}; {args.steps} timed steps after {args.warmup} "
+          f"warm-up, {args.rounds} alternating rounds, each in a fresh process on the CPU "
+          f"({torch.get_num_threads()} threads)")
+    runs: dict[str, list[dict]] = {"simclr": [], "mae": []}
     for _ in range(args.rounds):
-        for method, ratio in configs:
-            runs[(method, ratio)].append(measure(method, args, ratio))
-    simclr = statistics.median(r["samples_per_s"] for r in runs[("simclr", None)])
-    print(f"{'method':<22}{'samples/s':>12}{'peak RSS MB':>14}{'vs SimCLR':>12}")
-    for (method, ratio), results in runs.items():
-        speed = statistics.median(r["samples_per_s"] for r in results)
-        peak = statistics.median(r["peak_rss_mb"] for r in results)
-        label = method + (f" (mask {ratio})" if ratio is not None else " (params)")
-        print(f"{label:<22}{speed:>12.1f}{peak:>14.0f}{speed / simclr:>11.2f}x")
+        for method in runs:
+            runs[method].append(measure(method, args))
+    speed = {m: statistics.median(r["samples_per_s"] for r in results) for m, results in runs.items()}
+    peak = {m: statistics.median(r["peak_rss_mb"] for r in results) for m, results in runs.items()}
+    print(f"{'method':<10}{'samples/s':>12}{'peak RSS MB':>14}")
+    for method in runs:
+        print(f"{method:<10}{speed[method]:>12.1f}{peak[method]:>14.0f}")
+    print(f"MAE / SimCLR throughput ratio: {speed['mae'] / speed['simclr']:.2f}x; "
+          f"peak memory ratio: {peak['mae'] / peak['simclr']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -120,7 +120,7 @@ def render_markdown(report: dict) -> str:
             + (f" on this host ({report['host'].get('cpu_model')})." if report.get("host") else "."),
             "",
         ]
-        return "\n".join(lines)
+        return "\n".join(lines) + render_compatibility(report.get("compatibility", []))
 
     lines += [f"Measured on {_host_line(report.get('host'))}, at {report.get('measured_at')}.", ""]
     settings = report.get("settings") or {}
@@ -131,7 +131,8 @@ def render_markdown(report: dict) -> str:
             f"Runtimes: {runtimes}. Threads: {threads if threads else 'runtime default'}. "
             f"Each row: {settings.get('warmup_iterations')} warm-up runs, then at least "
             f"{settings.get('min_iterations')} timed runs and {settings.get('min_seconds')} s. "
-            "Latencies in ms per batch (nearest-rank percentiles); throughput in samples/s; "
+            "Latencies in ms per batch (nearest-rank percentiles), inference only: the input is bound once, "
+            "as in benchmark_app -inference_only; throughput in samples/s; "
             "the budget is on p99 at batch 1.",
             "",
         ]
@@ -173,7 +174,7 @@ def render_markdown(report: dict) -> str:
             batch = f", batch {item['batch']}" if item.get("batch") is not None else ""
             lines.append(f"- `{item.get('model')}`{batch}: {item.get('reason')}")
     lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines) + render_compatibility(report.get("compatibility", []))
 
 
 def write_device_report(report: dict, out_json: str | Path | None, out_md: str | Path | None) -> None:
@@ -183,3 +184,46 @@ def write_device_report(report: dict, out_json: str | Path | None, out_md: str |
         atomic_write_text(out_json, json.dumps(report, indent=2, sort_keys=False) + "\n")
     if out_md is not None:
         atomic_write_text(out_md, render_markdown(report))
+
+
+def render_compatibility(results: list[dict]) -> str:
+    """Markdown table: pass/fail with the reasons, per model, for one target."""
+    if not results:
+        return ""
+    lines = ["## Compatibility", "", "| model | result | reasons |", "|---|:---:|---|"]
+    for r in results:
+        failed = [f"{c['check']}: {c['reason']}" for c in r["checks"] if not c["ok"]]
+        reasons = "<br>".join(failed) if failed else "static shapes, operators and precision pass"
+        lines.append(f"| `{r['model']}` | {'pass' if r['ok'] else '**fail**'} | {reasons.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_index(reports: list[dict]) -> str:
+    """One table across devices: model x target -> batch-1 p50/p99 and budget, or why it was not measured."""
+    names = [r["profile"] for r in reports]
+    cells: dict[str, dict[str, str]] = {}
+    for report in reports:
+        for row in report.get("rows", []):
+            if row["batch"] != 1:
+                continue
+            verdict = {True: "meets", False: "**misses**", None: "no"}[row.get("meets_budget")]
+            cells.setdefault(row["model"], {})[report["profile"]] = (
+                f"{_ms(row['p50_ms'])} / {_ms(row['p99_ms'])} ({verdict} {_ms(row['budget_ms'])} budget)"
+                if row.get("budget_ms") else f"{_ms(row['p50_ms'])} / {_ms(row['p99_ms'])}")
+        for result in report.get("compatibility", []):
+            cell = cells.setdefault(result["model"], {})
+            if report["profile"] in cell:
+                continue
+            if not result.get("applicable", True):
+                cell[report["profile"]] = f"n/a (no {result['runtime']} runtime)"
+            else:
+                cell[report["profile"]] = ("not measured here (compatible)" if result["ok"]
+                                           else "not measured; incompatible: "
+                                           + ", ".join(c["check"] for c in result["checks"] if not c["ok"]))
+    lines = ["# Latency across devices", "",
+             "Batch-1 p50 / p99 in ms where measured (the device's own report says on what host); "
+             "otherwise why not. A model that a device cannot run says which compatibility check failed.", "",
+             "| model | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---|" * len(names)]
+    for model in sorted(cells):
+        lines.append(f"| `{model}` | " + " | ".join(cells[model].get(n, "—") for n in names) + " |")
+    return "\n".join(lines) + "\n"

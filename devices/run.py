@@ -72,12 +72,23 @@ def check_runtimes_available(profile: Profile) -> None:
         )
 
 
-def find_models(models_dir: str | Path) -> list[Path]:
-    """Exported models under a folder: ONNX files and OpenVINO IR .xml files, sorted."""
+def _for_profile(rel: Path, profile_name: str | None) -> bool:
+    """Variants prepared for one target live under .../targets/<profile>/: only that profile takes them."""
+    parts = rel.parts
+    if "targets" not in parts[:-1]:
+        return True
+    at = parts.index("targets")
+    return profile_name is not None and len(parts) > at + 1 and parts[at + 1] == profile_name
+
+
+def find_models(models_dir: str | Path, profile_name: str | None = None) -> list[Path]:
+    """Exported models under a folder (ONNX files, OpenVINO IR .xml files), sorted: the generic ones,
+    plus those under ``targets/<profile_name>/`` when a profile is named."""
     root = Path(models_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: models folder not found")
-    found = [p for suffix in RUNTIME_OF_SUFFIX for p in root.rglob(f"*{suffix}") if p.is_file()]
+    found = [p for suffix in RUNTIME_OF_SUFFIX for p in root.rglob(f"*{suffix}")
+             if p.is_file() and _for_profile(p.relative_to(root), profile_name)]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -149,7 +160,7 @@ def measure_models(
     """Measure every model under ``models_dir`` on ``profile``; returns the report dict."""
     check_runtimes_available(profile)
     root = Path(models_dir)
-    models = find_models(root)
+    models = find_models(root, profile.name)
     if not models:
         raise FileNotFoundError(f"{root}: no *.onnx or *.xml models found")
 
@@ -192,7 +203,9 @@ def measure_models(
                 log(f"skip {rel} batch {batch}: {reason}")
                 continue
             x = rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
-            stats = measure(session.run, x, profile.warmup_iterations, profile.min_iterations, profile.min_seconds)
+            bound = session.bind(x)
+            stats = measure(lambda _: bound(), x, profile.warmup_iterations, profile.min_iterations,
+                            profile.min_seconds)
             budget = profile.budget_ms(task) if batch == 1 else None
             row = {
                 "model": rel,

@@ -103,15 +103,19 @@ def get_ir_metadata(model) -> dict[str, Any]:
     return {key: decode_value(value.astype(str)) for key, value in section.items()}
 
 
-def read_ir_metadata(model_xml: str | Path) -> dict[str, Any]:
-    """The metadata of an OpenVINO IR file (.xml), read with openvino."""
+def read_ir(model_xml: str | Path):
+    """An OpenVINO IR file (.xml) as an openvino.Model; a missing or unreadable file is named."""
     import openvino as ov
 
     model_xml = Path(model_xml)
     if not model_xml.is_file():
         raise FileNotFoundError(f"{model_xml}: OpenVINO model not found")
     try:
-        model = ov.Core().read_model(str(model_xml))
+        return ov.Core().read_model(str(model_xml))
     except Exception as exc:
         raise ValueError(f"{model_xml}: OpenVINO cannot read this model: {exc}") from exc
-    return get_ir_metadata(model)
+
+
+def read_ir_metadata(model_xml: str | Path) -> dict[str, Any]:
+    """The metadata of an OpenVINO IR file (.xml), read with openvino."""
+    return get_ir_metadata(read_ir(model_xml))

@@ -42,9 +42,28 @@ def file_size_bytes(path: str | Path) -> int:
 
 
 def evaluate_variant(path: str | Path, reference: np.ndarray, x: np.ndarray, labels: np.ndarray) -> dict:
-    """Run an exported model over x: its accuracy, size, and agreement with the reference outputs."""
+    """Run an exported model over x: its accuracy, size, and agreement with the reference outputs.
+
+    A model with a fixed batch axis (a static-shape device variant) is run in batches of that size.
+    """
     from devices.runtimes import open_session
 
-    out = open_session(path).predict(x, batch_size=256)
+    session = open_session(path)
+    fixed_batch = session.input_shape[0] if session.input_shape else None
+    out = predict_fixed_batch(session, x, fixed_batch) if fixed_batch else session.predict(x, batch_size=256)
     return {"size_bytes": file_size_bytes(path), "test_accuracy": accuracy(out, labels),
             **compare_outputs(reference, out)}
+
+
+def predict_fixed_batch(session, x: np.ndarray, batch: int) -> np.ndarray:
+    """session.run over x in batches of exactly `batch` rows; the last one is padded with zeros and the
+    padding's outputs dropped."""
+    x = np.asarray(x)
+    outs = []
+    for start in range(0, len(x), batch):
+        chunk = x[start : start + batch]
+        rows = len(chunk)
+        if rows < batch:
+            chunk = np.concatenate([chunk, np.zeros((batch - rows, *chunk.shape[1:]), dtype=chunk.dtype)])
+        outs.append(session.run(np.ascontiguousarray(chunk))[:rows])
+    return np.concatenate(outs, axis=0)

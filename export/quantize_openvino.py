@@ -6,14 +6,15 @@ from pathlib import Path
 import numpy as np
 
 from export.calibration import check_calibration
-from export.metadata import get_ir_metadata, set_ir_metadata
+from export.metadata import get_ir_metadata, read_ir, set_ir_metadata
 from export.openvino_export import save_ir
 
 QUANTIZER = "nncf-ptq"
+PRESETS = ("performance", "mixed")  # nncf.QuantizationPreset values, by name
 
 
 def quantize_openvino_int8(model_xml: str | Path, out_dir: str | Path, calibration: np.ndarray,
-                           *, transformer: bool | None = None) -> Path:
+                           *, transformer: bool | None = None, preset: str | None = None) -> Path:
     """Quantize the (FP32) IR `model_xml` to out_dir/model.xml; returns that path.
 
     transformer: use NNCF's transformer scheme (SmoothQuant, attention-aware placement);
@@ -22,15 +23,11 @@ def quantize_openvino_int8(model_xml: str | Path, out_dir: str | Path, calibrati
     The rt_info metadata is kept, with "precision": "int8" and "quantizer" added.
     """
     import nncf
-    import openvino as ov
 
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"NNCF preset {preset!r}: expected one of {list(PRESETS)} or None")
     model_xml = Path(model_xml)
-    if not model_xml.is_file():
-        raise FileNotFoundError(f"{model_xml}: OpenVINO model not found")
-    try:
-        model = ov.Core().read_model(str(model_xml))
-    except Exception as exc:
-        raise ValueError(f"{model_xml}: OpenVINO cannot read this model: {exc}") from exc
+    model = read_ir(model_xml)
     if len(model.inputs) != 1:
         raise ValueError(f"{model_xml}: expected a model with one input, got {len(model.inputs)}")
     shape = model.inputs[0].get_partial_shape()
@@ -48,6 +45,7 @@ def quantize_openvino_int8(model_xml: str | Path, out_dir: str | Path, calibrati
     quantized = nncf.quantize(
         model, nncf.Dataset(items), subset_size=len(items),
         model_type=nncf.ModelType.TRANSFORMER if transformer else None,
+        preset=None if preset is None else nncf.QuantizationPreset[preset.upper()],
     )
     set_ir_metadata(quantized, {**metadata, "precision": "int8", "quantizer": QUANTIZER})
     # The remaining float constants (biases, norms) stay FP32.

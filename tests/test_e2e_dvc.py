@@ -35,9 +35,9 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
     files = next(iter(metrics.values()))["data"]
     names = set(files)
     for stage, name in [("pretrain", "image-mae"), ("pretrain", "image-simclr"), ("probe", "image-random"),
-                        ("finetune", "digits-simclr"), ("export", "digits-mae"), ("quantize", "digits-mae"),
-                        ("bench", "cpu-x86")]:
+                        ("finetune", "digits-simclr"), ("export", "digits-mae"), ("quantize", "digits-mae")]:
         assert f"metrics/{stage}/{name}.json" in names, f"{stage}/{name} missing from dvc metrics show"
+    assert "metrics/bench.json" in names
     export = json.loads((tmp_path / "metrics/export/digits-mae.json").read_text())
     assert export["variants"]["onnx-fp32"]["top1_agreement"] == 1.0
     latency = json.loads((tmp_path / "reports/latency/cpu-x86.json").read_text())
@@ -45,6 +45,11 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
     assert runtimes == {("pytorch-eager", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"),
                         ("openvino", "fp32"), ("openvino", "fp16"), ("openvino", "int8")}
     assert {r["batch"] for r in latency["rows"]} == {1, 32}
+    assert latency["compatibility"] and all(c["ok"] for c in latency["compatibility"])
+    for profile in ("cpu-arm64", "jetson-orin", "intel-npu", "qualcomm-npu"):  # devices this host is not
+        report = json.loads((tmp_path / f"reports/latency/{profile}.json").read_text())
+        assert report["status"] == "not measured here" and not report["rows"] and report["compatibility"]
+    assert "cpu-x86" in (tmp_path / "reports/latency/index.md").read_text()
     summary = (tmp_path / "reports/summary.md").read_text()
     for heading in ("Accuracy on the held-out test split", "Pretraining cost", "Export parity", "Latency per runtime"):
         assert heading in summary

@@ -7,20 +7,25 @@ stage adds the PyTorch eager rows for the same models and inputs, and a
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from devices.benchmark_app import benchmark_app_latency
 from devices.latency import measure
-from devices.profile import load_profile
-from devices.report import not_measured_report, write_device_report
+from devices.compat import check_all
+from devices.profile import host_arch, load_profile
+from devices.report import not_measured_report, render_index, validate_report, write_device_report
 from devices.run import RuntimeUnavailable, measure_models
 from devices.runtimes import open_session
 from pipeline import paths
-from pipeline.io import write_json
+from pipeline.io import write_json, write_text
 from pipeline.models import finetuned_classifier
-from pipeline.stages.common import load_params, parser, seed_everything, task_modality
+from pipeline.stages.common import start, task_modality
+
+DEVICE_REPORTS = Path("device_reports")
 
 
 def eager_rows(params, profile) -> list[dict]:
@@ -63,45 +68,67 @@ def cross_check_benchmark_app(rows: list[dict], profile, seconds: float) -> None
             continue
         session = open_session(path)
         x = np.random.default_rng(0).random(row["input_shape"], dtype=np.float32)
-        ours = measure(session.run, x, profile.warmup_iterations, profile.min_iterations, seconds)
+        bound = session.bind(x)
+        ours = measure(lambda _: bound(), x, profile.warmup_iterations, profile.min_iterations, seconds)
         row["cross_check"] = {"ours_p50_ms": ours["p50_ms"], "benchmark_app_median_ms": result["median_ms"],
                               "ratio": ours["p50_ms"] / result["median_ms"]}
 
 
-def summary_metrics(report: dict) -> dict:
-    """Flat p50/p99 per model x runtime x batch, for `dvc metrics show`."""
-    out = {}
-    for row in report.get("rows", []):
-        key = f"{row['model']}|{row['runtime']}|b{row['batch']}"
-        out[key] = {"p50_ms": round(row["p50_ms"], 4), "p99_ms": round(row["p99_ms"], 4),
-                    "throughput": round(row["throughput"], 1)}
-    return out
+def summary_metrics(reports: list[dict]) -> dict:
+    """Batch-1 p50/p99 per profile x model x runtime, for `dvc metrics show`."""
+    return {r["profile"]: {f"{row['model']}|{row['runtime']}": {"p50_ms": round(row["p50_ms"], 4),
+                                                                  "p99_ms": round(row["p99_ms"], 4)}
+                           for row in r.get("rows", []) if row["batch"] == 1}
+            for r in reports}
 
 
-def main() -> None:
-    ap = parser(__doc__)
-    ap.add_argument("--profile", required=True)
-    args = ap.parse_args()
-    params = load_params()
-    seed_everything(params.seed)
-    profile = load_profile(args.profile)
+def brought_back(profile_name: str) -> list[dict]:
+    """Reports users ran on the device itself (`python -m devices.run ... --out device_reports/<profile>/X.json`)."""
+    reports = []
+    for path in sorted((DEVICE_REPORTS / profile_name).glob("*.json")):
+        report = json.loads(path.read_text())
+        validate_report(report)
+        if report.get("profile") != profile_name:
+            raise ValueError(f"{path}: a report for '{report.get('profile')}' in the folder of '{profile_name}'")
+        reports.append({**report, "source": str(path)})
+    return reports
+
+
+def bench_profile(params, name: str) -> dict:
+    profile = load_profile(name)
     overrides = {k: v for k, v in (("min_seconds", params.bench.min_seconds),
                                    ("min_iterations", params.bench.min_iterations),
                                    ("warmup_iterations", params.bench.warmup_iterations)) if v is not None}
     profile = dataclasses.replace(profile, **overrides)
-    out_json = paths.REPORTS / "latency" / f"{profile.name}.json"
-    out_md = out_json.with_suffix(".md")
-    try:
-        report = measure_models(profile, paths.EXPORTS)
-    except RuntimeUnavailable as exc:
-        report = not_measured_report(profile, str(exc))
+    compatibility = check_all(profile, paths.EXPORTS)
+    if not profile.matches_host_arch():
+        report = not_measured_report(profile, f"this host is {host_arch()}, the profile's device is {profile.arch}")
     else:
-        report["rows"] = eager_rows(params, profile) + report["rows"]
-        if params.bench.benchmark_app_seconds > 0:
-            cross_check_benchmark_app(report["rows"], profile, params.bench.benchmark_app_seconds)
-    write_device_report(report, out_json, out_md)
-    write_json(paths.metrics_file("bench", profile.name), summary_metrics(report))
-    print(f"bench {profile.name}: {len(report.get('rows', []))} rows -> {out_md}")
+        try:
+            report = measure_models(profile, paths.EXPORTS)
+        except RuntimeUnavailable as exc:
+            report = not_measured_report(profile, str(exc))
+        else:
+            if profile.name == "cpu-x86":  # the PyTorch baseline runs on this host's CPU only
+                report["rows"] = eager_rows(params, profile) + report["rows"]
+            if params.bench.benchmark_app_seconds > 0:
+                cross_check_benchmark_app(report["rows"], profile, params.bench.benchmark_app_seconds)
+    from_device = brought_back(profile.name)
+    if report["status"] != "measured" and from_device:  # measured on the device itself, brought back here
+        report = {**from_device[-1], "status": "measured", "measured_here": False}
+    report["compatibility"] = compatibility
+    return report
+
+
+def main() -> None:
+    _, params = start(__doc__)
+    out = paths.REPORTS / "latency"
+    reports = [bench_profile(params, name) for name in params.bench.profiles]
+    for report in reports:
+        write_device_report(report, out / f"{report['profile']}.json", out / f"{report['profile']}.md")
+        print(f"bench {report['profile']}: {report['status']}, {len(report.get('rows', []))} rows")
+    write_text(out / "index.md", render_index(reports))
+    write_json(paths.METRICS / "bench.json", summary_metrics(reports))
 
 
 if __name__ == "__main__":

@@ -26,8 +26,15 @@ def load_params():
         sys.exit(str(exc))
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(description=description)
+def start(description: str, *options: str, choices: dict | None = None):
+    """Parse the stage's required --options, read the params and seed: (args, params)."""
+    ap = argparse.ArgumentParser(description=description)
+    for name in options:
+        ap.add_argument(f"--{name}", required=True, choices=(choices or {}).get(name))
+    args = ap.parse_args()
+    params = load_params()
+    seed_everything(params.seed)
+    return args, params
 
 
 def task_modality(params, task: str):

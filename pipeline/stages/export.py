@@ -12,7 +12,7 @@ from pipeline import paths
 from pipeline.data import model_inputs
 from pipeline.io import write_json
 from pipeline.models import finetuned_classifier
-from pipeline.stages.common import load_params, parser, seed_everything, task_modality
+from pipeline.stages.common import start, task_modality
 
 
 def source_commit() -> str:
@@ -27,12 +27,7 @@ def source_commit() -> str:
 
 
 def main() -> None:
-    ap = parser(__doc__)
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--method", required=True)
-    args = ap.parse_args()
-    params = load_params()
-    seed_everything(params.seed)
+    args, params = start(__doc__, "task", "method")
     modality_name, modality = task_modality(params, args.task)
     model, config = finetuned_classifier(modality, params, args.task, args.method)
     x, y = model_inputs(modality, "test")

@@ -13,7 +13,7 @@ from pipeline.heads import Classifier, SupervisedObjective
 from pipeline.io import write_json
 from pipeline.models import pretrained_encoder
 from pipeline.runtime import setup
-from pipeline.stages.common import load_params, parser, seed_everything, task_modality
+from pipeline.stages.common import start, task_modality
 from pipeline.train import train
 
 
@@ -26,13 +26,8 @@ def predict_logits(model, modality, x: np.ndarray, device, batch_size: int = 512
 
 
 def main() -> None:
-    ap = parser(__doc__)
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--method", required=True)
-    args = ap.parse_args()
-    params = load_params()
+    args, params = start(__doc__, "task", "method")
     modality_name, modality = task_modality(params, args.task)
-    seed_everything(params.seed)
     data_dir = paths.data_dir(modality_name)
     train_split = modality.load_split(data_dir, "train")
     val, test = modality.load_split(data_dir, "val"), modality.load_split(data_dir, "test")

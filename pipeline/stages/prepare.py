@@ -9,7 +9,7 @@ from modalities.base import SPLITS
 from modalities.image_formats import CorruptFileError
 from pipeline import paths
 from pipeline.io import atomic_path, write_json
-from pipeline.stages.common import load_params, parser
+from pipeline.stages.common import start
 
 
 def sha256(path) -> str:
@@ -21,10 +21,7 @@ def sha256(path) -> str:
 
 
 def main() -> None:
-    ap = parser(__doc__)
-    ap.add_argument("--modality", required=True)
-    args = ap.parse_args()
-    params = load_params()
+    args, params = start(__doc__, "modality")
     modality = get_modality(args.modality, params)
     try:
         prepared = modality.load_raw()

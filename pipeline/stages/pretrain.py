@@ -17,10 +17,10 @@ from modalities import get_modality
 from pipeline import paths
 from pipeline.checkpoint import config_hash, save_weights
 from pipeline.io import write_json
-from pipeline.objectives import BETAS, build_objective
+from pipeline.objectives import BETAS, OBJECTIVES, build_objective
 from pipeline.models import fresh_encoder
 from pipeline.runtime import setup, teardown
-from pipeline.stages.common import load_params, parser, seed_everything
+from pipeline.stages.common import seed_everything, start
 from pipeline.train import train
 
 
@@ -76,11 +76,7 @@ def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict
 
 
 def main() -> None:
-    ap = parser(__doc__)
-    ap.add_argument("--modality", required=True)
-    ap.add_argument("--method", required=True, choices=["mae", "simclr", "random"])
-    args = ap.parse_args()
-    params = load_params()
+    args, params = start(__doc__, "modality", "method", choices={"method": sorted(OBJECTIVES)})
     relaunch_under_torchrun(params.distributed.nproc_per_node)
     metrics = pretrain(args.modality, args.method, params)
     if metrics.get("steps"):

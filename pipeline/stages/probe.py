@@ -8,16 +8,11 @@ from pipeline import paths
 from pipeline.evaluate import extract_features, knn_accuracy, linear_probe
 from pipeline.io import write_json
 from pipeline.models import pretrained_encoder
-from pipeline.stages.common import load_params, parser, seed_everything
+from pipeline.stages.common import start
 
 
 def main() -> None:
-    ap = parser(__doc__)
-    ap.add_argument("--modality", required=True)
-    ap.add_argument("--method", required=True)
-    args = ap.parse_args()
-    params = load_params()
-    seed_everything(params.seed)
+    args, params = start(__doc__, "modality", "method")
     modality = get_modality(args.modality, params)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     encoder = pretrained_encoder(modality, params, args.method)

@@ -8,16 +8,11 @@ from export.quantize_openvino import quantize_openvino_int8
 from pipeline import paths
 from pipeline.data import calibration_indices, model_inputs
 from pipeline.io import write_json
-from pipeline.stages.common import load_params, parser, seed_everything, task_modality
+from pipeline.stages.common import start, task_modality
 
 
 def main() -> None:
-    ap = parser(__doc__)
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--method", required=True)
-    args = ap.parse_args()
-    params = load_params()
-    seed_everything(params.seed)
+    args, params = start(__doc__, "task", "method")
     _, modality = task_modality(params, args.task)
     out = paths.export_dir(args.task, args.method)
     n_train = len(modality.load_split(paths.data_dir(modality.name), "train"))

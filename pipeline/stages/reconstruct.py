@@ -10,21 +10,19 @@ from pipeline.checkpoint import load_weights
 from pipeline.io import atomic_path
 from pipeline.models import fresh_encoder
 from pipeline.objectives import build_objective
-from pipeline.stages.common import load_params, parser, seed_everything
+from pipeline.stages.common import start
+
+
+FIGURE_SAMPLES = 8  # test samples shown, one per row
 
 
 def main() -> None:
-    ap = parser(__doc__)
-    ap.add_argument("--modality", required=True)
-    ap.add_argument("--samples", type=int, default=8)
-    args = ap.parse_args()
-    params = load_params()
-    seed_everything(params.seed)
+    args, params = start(__doc__, "modality")
     modality = get_modality(args.modality, params)
     mae = build_objective("mae", fresh_encoder(modality, params), modality, params)
     load_weights(mae, paths.pretrain_dir(args.modality, "mae") / "objective.safetensors")
     test = modality.load_split(paths.data_dir(args.modality), "test")
-    x = modality.to_input(torch.from_numpy(test.x[: args.samples]))
+    x = modality.to_input(torch.from_numpy(test.x[:FIGURE_SAMPLES]))
     with torch.no_grad():
         _, pred, mask = mae.eval().reconstruct(x, torch.Generator().manual_seed(params.seed))
     grid = modality.reconstruction_figure(x, pred, mask, params.mae.norm_pix_loss)
