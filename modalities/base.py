@@ -81,7 +81,13 @@ class Modality(ABC):
 
     @abstractmethod
     def token_embedding(self, embed_dim: int) -> nn.Module:
-        """Module mapping model input (B, ...) to tokens (B, N, embed_dim)."""
+        """Module mapping model input (B, ...) to tokens (B, N, embed_dim).
+
+        A modality whose samples have padding (text) gives the module a
+        `padding_mask(x) -> (B, N) bool` method (True = padding); the encoder then
+        keeps padding out of attention and pooling. It runs inside the exported
+        graph, so apps never compute it themselves.
+        """
 
     @abstractmethod
     def position_embedding(self, embed_dim: int) -> torch.Tensor:
@@ -105,9 +111,9 @@ class Modality(ABC):
     def mask_ratio(self) -> float:
         return self.params.mask_ratio
 
-    def mask(self, batch_size: int, generator: torch.Generator, device) -> masking.Mask:
-        """Which tokens the MAE encoder sees; per-sample random by default."""
-        return masking.random_mask(batch_size, self.num_tokens, self.mask_ratio, generator, device)
+    def mask(self, x: torch.Tensor, generator: torch.Generator) -> masking.Mask:
+        """Which tokens of the batch x the MAE encoder sees; per-sample random by default."""
+        return masking.random_mask(x.shape[0], self.num_tokens, self.mask_ratio, generator, x.device)
 
     @property
     @abstractmethod
@@ -116,11 +122,11 @@ class Modality(ABC):
 
     @abstractmethod
     def mae_target(self, x: torch.Tensor, normalize: bool) -> torch.Tensor:
-        """Reconstruction target per token, (B, N, target_dim)."""
+        """Reconstruction target per token, (B, N, target_dim) (or (B, N) class ids, with a matching mae_loss)."""
 
     def mae_loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean squared error over masked tokens only (mask: 1 = hidden)."""
-        per_token = ((pred - target) ** 2).mean(dim=-1)
+        per_token = ((pred - target.float()) ** 2).mean(dim=-1)
         return (per_token * mask).sum() / mask.sum().clamp(min=1)
 
     # ---- deployment -------------------------------------------------------
@@ -131,6 +137,11 @@ class Modality(ABC):
     @abstractmethod
     def preprocessing(self) -> dict:
         """What an app must do to raw data before calling the model."""
+
+    @abstractmethod
+    def reconstruction_figure(self, x: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor,
+                              normalized: bool) -> np.ndarray:
+        """A uint8 picture (H, W) or (H, W, 3) of inputs, masked inputs and MAE reconstructions."""
 
     def example_input(self, batch_size: int = 1) -> torch.Tensor:
         spec = self.input_spec()

@@ -10,7 +10,7 @@ import torch
 class Mask:
     ids_keep: torch.Tensor  # (B, n_visible) indices of visible tokens
     ids_restore: torch.Tensor  # (B, N) inverse permutation: shuffled order -> original order
-    mask: torch.Tensor  # (B, N) float, 1 = hidden (to reconstruct), 0 = visible
+    mask: torch.Tensor  # (B, N) float, 1 = scored (hidden, to reconstruct), 0 = not scored
 
 
 def num_visible(num_tokens: int, ratio: float) -> int:

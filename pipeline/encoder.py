@@ -23,18 +23,40 @@ class Encoder(nn.Module):
         self.norm = nn.LayerNorm(embed_dim)
         self.apply(_init_weights)
 
+    def padding_mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """(B, N) bool, True = padding token; None for modalities without padding."""
+        fn = getattr(self.token_embedding, "padding_mask", None)
+        return fn(x) if fn is not None else None
+
     def forward(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
         """x: model input -> (B, N, D) tokens; with ids_keep only those tokens are encoded."""
+        return self.encode(x, ids_keep)[0]
+
+    def encode(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None):
+        """(tokens (B, K, D), padding (B, K) bool or None) for the kept tokens."""
         tokens = self.token_embedding(x) + self.pos_embed
+        padding = self.padding_mask(x)
         if ids_keep is not None:
             tokens = gather_tokens(tokens, ids_keep)
+            if padding is not None:
+                padding = torch.gather(padding, 1, ids_keep)
+        attn_mask = attention_mask(padding)
         for block in self.blocks:
-            tokens = block(tokens)
-        return self.norm(tokens)
+            tokens = block(tokens, attn_mask=attn_mask)
+        return self.norm(tokens), padding
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """One vector per sample: mean over all tokens (no masking)."""
-        return self.forward(x).mean(dim=1)
+        """One vector per sample: mean over its non-padding tokens (no masking)."""
+        tokens, padding = self.encode(x)
+        if padding is None:
+            return tokens.mean(dim=1)
+        keep = (~padding).unsqueeze(-1).to(tokens.dtype)
+        return (tokens * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+
+
+def attention_mask(padding: torch.Tensor | None) -> torch.Tensor | None:
+    """Padding (B, N) -> boolean attention mask (B, 1, 1, N), True = may be attended to."""
+    return None if padding is None else ~padding[:, None, None, :]
 
 
 def _init_weights(m: nn.Module) -> None:

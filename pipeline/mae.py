@@ -6,7 +6,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from modalities.masking import Mask, gather_tokens
-from pipeline.encoder import Encoder, _init_weights
+from pipeline.encoder import Encoder, _init_weights, attention_mask
 
 
 class MAE(nn.Module):
@@ -28,23 +28,24 @@ class MAE(nn.Module):
             module.apply(_init_weights)
         nn.init.normal_(self.mask_token, std=0.02)
 
-    def forward_decoder(self, latent: torch.Tensor, mask: Mask) -> torch.Tensor:
+    def forward_decoder(self, latent: torch.Tensor, mask: Mask, padding: torch.Tensor | None) -> torch.Tensor:
         x = self.decoder_embed(latent)
         b, n_visible, d = x.shape
         n = mask.ids_restore.shape[1]
         x = torch.cat([x, self.mask_token.expand(b, n - n_visible, d)], dim=1)
         x = gather_tokens(x, mask.ids_restore) + self.decoder_pos  # back to the original token order
+        attn_mask = attention_mask(padding)
         for block in self.decoder_blocks:
-            x = block(x)
+            x = block(x, attn_mask=attn_mask)
         return self.decoder_pred(self.decoder_norm(x))
 
     def reconstruct(self, x: torch.Tensor, generator: torch.Generator):
         """Returns (loss, prediction per token, mask) for a batch of model inputs."""
-        mask = self.modality.mask(x.shape[0], generator, x.device)
+        mask = self.modality.mask(x, generator)
         latent = self.encoder(x, ids_keep=mask.ids_keep)
-        pred = self.forward_decoder(latent, mask)
+        pred = self.forward_decoder(latent, mask, self.encoder.padding_mask(x))
         target = self.modality.mae_target(x, self.norm_pix_loss)
-        loss = self.modality.mae_loss(pred.float(), target.float(), mask.mask)
+        loss = self.modality.mae_loss(pred.float(), target, mask.mask)
         return loss, pred, mask.mask
 
     def forward(self, x: torch.Tensor, labels, generator: torch.Generator) -> torch.Tensor:

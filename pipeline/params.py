@@ -11,59 +11,22 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
+
+from pipeline.params_audio import AudioParams
+from pipeline.params_base import Strict
+from pipeline.params_image import ImageParams
+from pipeline.params_text import TextParams
+from pipeline.params_video import VideoParams
 
 PARAMS_FILE = Path(os.environ.get("EDGE_PARAMS", "params.yaml"))
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SplitFractions(Strict):
-    val: float = Field(0.1, gt=0, lt=0.5)
-    test: float = Field(0.2, gt=0, lt=0.5)
-
-
-class ImageAugment(Strict):
-    """SimCLR views for images (all ranges are sampled uniformly per view)."""
-
-    crop_scale: tuple[float, float] = (0.35, 1.0)
-    crop_ratio: tuple[float, float] = (0.75, 1.33)
-    max_rotation_deg: float = Field(15.0, ge=0, le=180)
-    hflip: bool = False  # digits and text are not mirror-symmetric
-    brightness: float = Field(0.4, ge=0, le=1)
-    contrast: float = Field(0.4, ge=0, le=1)
-    blur_prob: float = Field(0.5, ge=0, le=1)
-    noise_std: float = Field(0.05, ge=0, le=1)
-    invert_prob: float = Field(0.0, ge=0, le=1)
-
-
-class ImageParams(Strict):
-    source: Literal["embedded", "folder", "cifar10"] = "embedded"
-    path: str | None = None  # required for folder / cifar10
-    image_size: int = Field(28, ge=8, le=1024)
-    channels: Literal[1, 3] = 1
-    patch_size: int = Field(4, ge=1, le=64)
-    mask_ratio: float = Field(0.75, gt=0, lt=1)
-    split: SplitFractions = SplitFractions()
-    max_samples: int | None = Field(None, ge=10)
-    on_corrupt: Literal["error", "skip"] = "error"
-    augment: ImageAugment = ImageAugment()
-
-    @model_validator(mode="after")
-    def _check(self) -> "ImageParams":
-        if self.image_size % self.patch_size:
-            raise ValueError(
-                f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})"
-            )
-        if self.source != "embedded" and not self.path:
-            raise ValueError(f"source '{self.source}' needs 'path' (the dataset folder)")
-        return self
-
-
 class ModalityParams(Strict):
     image: ImageParams | None = None
+    video: VideoParams | None = None
+    audio: AudioParams | None = None
+    text: TextParams | None = None
 
 
 class EncoderParams(Strict):
@@ -167,6 +130,11 @@ class Params(Strict):
                     f"(enabled: {sorted(enabled)})"
                 )
         return self
+
+    def optim(self, stage: Literal["pretrain", "finetune"], modality: str) -> OptimParams:
+        """The stage's optimiser settings with the modality's overrides applied."""
+        overrides = getattr(self.modality(modality), stage).model_dump(exclude_none=True)
+        return getattr(self, stage).model_copy(update=overrides)
 
     def modality(self, name: str):
         section = getattr(self.modalities, name, None)

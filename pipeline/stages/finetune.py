@@ -36,13 +36,14 @@ def main() -> None:
     model = Classifier(pretrained_encoder(modality, params, args.method), len(train_split.labels))
     objective = SupervisedObjective(model, modality)
     name = f"{args.task}-{args.method}"
+    optim = params.optim("finetune", modality_name)
     config = {"task": args.task, "method": args.method, "modality": modality_name, "labels": train_split.labels,
-              "optim": params.finetune.model_dump(), "encoder": params.encoder.model_dump(), "seed": params.seed,
+              "optim": optim.model_dump(), "encoder": params.encoder.model_dump(), "seed": params.seed,
               "modality_params": params.modality(modality_name).model_dump()}
-    rt = setup(amp=params.finetune.amp)
+    rt = setup(amp=optim.amp)
     live = Live(str(paths.live_dir("finetune", name)), save_dvc_exp=False, dvcyaml=None)
     result = train(objective, torch.from_numpy(train_split.x), torch.from_numpy(train_split.y), modality.to_input,
-                   params.finetune, params.seed, rt, paths.checkpoint_dir("finetune", name), config_hash(config),
+                   optim, params.seed, rt, paths.checkpoint_dir("finetune", name), config_hash(config),
                    live=live, desc=f"finetune {name}")
     live.end()
     accuracy = {s: float((predict_logits(model, modality, d.x, rt.device).argmax(1) == d.y).mean())

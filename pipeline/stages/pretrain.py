@@ -36,14 +36,15 @@ def relaunch_under_torchrun(nproc: int) -> None:
 def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict:
     modality = get_modality(modality_name, params)
     name = f"{modality_name}-{method}"
-    rt = setup(amp=params.pretrain.amp)
+    optim = params.optim("pretrain", modality_name)
+    rt = setup(amp=optim.amp)
     seed_everything(params.seed)
     encoder = fresh_encoder(modality, params)
     objective = build_objective(method, encoder, modality, params)
     out = paths.pretrain_dir(modality_name, method)
     config = {"modality": modality_name, "method": method, "seed": params.seed,
               "modality_params": params.modality(modality_name).model_dump(),
-              "encoder": params.encoder.model_dump(), "optim": params.pretrain.model_dump(),
+              "encoder": params.encoder.model_dump(), "optim": optim.model_dump(),
               "objective": getattr(params, method).model_dump() if objective else None,
               "world_size": rt.world_size}
     metrics = {"method": method, "modality": modality_name, "world_size": rt.world_size,
@@ -53,7 +54,7 @@ def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict
         x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
         live = Live(str(paths.live_dir("pretrain", name)), save_dvc_exp=False, dvcyaml=None) if rt.is_main else None
         start = time.perf_counter()
-        result = train(objective, x, y, modality.to_input, params.pretrain, params.seed, rt,
+        result = train(objective, x, y, modality.to_input, optim, params.seed, rt,
                        paths.checkpoint_dir("pretrain", name), config_hash(config), live=live,
                        desc=f"pretrain {name}", betas=BETAS[method], on_epoch_end=on_epoch_end)
         if live is not None:
