@@ -5,6 +5,9 @@ from modalities.base import Modality
 
 _REGISTRY: dict[str, str] = {
     "image": "modalities.image:ImageModality",
+    "video": "modalities.video:VideoModality",
+    "audio": "modalities.audio:AudioModality",
+    "text": "modalities.text:TextModality",
 }
 
 

@@ -143,6 +143,18 @@ class Modality(ABC):
                               normalized: bool) -> np.ndarray:
         """A uint8 picture (H, W) or (H, W, 3) of inputs, masked inputs and MAE reconstructions."""
 
+    def deploy_files(self, data_dir: Path) -> list[Path]:
+        """Files from the prepared data an app needs beside the model (e.g. text's tokenizer.json)."""
+        return []
+
+    def frontend(self) -> tuple[nn.Module, dict] | None:
+        """A feature front end exported as its own ONNX model (e.g. audio's log-mel), with its input spec.
+
+        Apps run it on raw input, then feed its output to the model: one implementation, exported,
+        so training and apps cannot drift apart. None when model input needs no front end.
+        """
+        return None
+
     def example_input(self, batch_size: int = 1) -> torch.Tensor:
         spec = self.input_spec()
         return torch.zeros((batch_size, *spec["shape"][1:]), dtype=getattr(torch, spec["dtype"]))
