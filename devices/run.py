@@ -14,6 +14,7 @@ back to another provider.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from datetime import datetime, timezone
@@ -72,9 +73,14 @@ def check_runtimes_available(profile: Profile) -> None:
         )
 
 
+ASSETS_DIR = "assets"  # what an app needs beside a model (tokenizer, front end): not models to measure
+
+
 def _for_profile(rel: Path, profile_name: str | None) -> bool:
     """Variants prepared for one target live under .../targets/<profile>/: only that profile takes them."""
     parts = rel.parts
+    if ASSETS_DIR in parts[:-1]:
+        return False
     if "targets" not in parts[:-1]:
         return True
     at = parts.index("targets")
@@ -151,6 +157,20 @@ def _log(message: str) -> None:
     print(f"[devices.run] {message}", file=sys.stderr, flush=True)
 
 
+def random_input(rng: np.random.Generator, shape, dtype, metadata: dict, where: str) -> np.ndarray:
+    """Random model input: normal floats, or integers (token ids) in the metadata's `input_range` [low, high)."""
+    if dtype is not None and dtype.kind == "f":
+        return rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
+    if dtype is not None and dtype.kind in "iu":
+        value_range = metadata.get("input_range")
+        if not value_range:
+            raise ModelInputError(f"{where} is {dtype}; an integer input needs 'input_range' [low, high) "
+                                  f"in the model's metadata")
+        low, high = json.loads(value_range) if isinstance(value_range, str) else value_range
+        return rng.integers(low, high, size=shape).astype(dtype)
+    raise ModelInputError(f"{where} is {dtype}; only float and integer inputs are measured")
+
+
 def measure_models(
     profile: Profile,
     models_dir: str | Path,
@@ -192,8 +212,6 @@ def measure_models(
                 raise ValueError(f"{rel}: metadata says task '{task}' but --task-of-model is '{task_of_model}'")
             task = task_of_model
         dtype = session.input_dtype
-        if dtype is None or dtype.kind != "f":
-            raise ModelInputError(f"{rel}: input '{session.input_name}' is {dtype}; only float inputs are measured")
 
         for batch in profile.batch_sizes:
             shape = input_shape_for(rel, session.input_name, session.input_shape, batch)
@@ -202,7 +220,7 @@ def measure_models(
                 skipped.append({"model": rel, "batch": batch, "reason": reason})
                 log(f"skip {rel} batch {batch}: {reason}")
                 continue
-            x = rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
+            x = random_input(rng, shape, dtype, session.metadata, f"{rel}: input '{session.input_name}'")
             bound = session.bind(x)
             stats = measure(lambda _: bound(), x, profile.warmup_iterations, profile.min_iterations,
                             profile.min_seconds)

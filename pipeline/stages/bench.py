@@ -18,7 +18,7 @@ from devices.latency import measure
 from devices.compat import check_all
 from devices.profile import host_arch, load_profile
 from devices.report import not_measured_report, render_index, validate_report, write_device_report
-from devices.run import RuntimeUnavailable, measure_models
+from devices.run import RuntimeUnavailable, measure_models, random_input
 from devices.runtimes import open_session
 from pipeline import paths
 from pipeline.io import write_json, write_text
@@ -31,12 +31,16 @@ DEVICE_REPORTS = Path("device_reports")
 def eager_rows(params, profile) -> list[dict]:
     """PyTorch eager FP32 on this host's CPU, same batches and repetitions as the profile."""
     rows = []
+    rng = np.random.default_rng(0)
     for task in params.tasks:
         _, modality = task_modality(params, task)
         for method in params.methods:
             model, _ = finetuned_classifier(modality, params, task, method)
+            spec = modality.input_spec()
             for batch in profile.batch_sizes:
-                x = torch.rand(modality.example_input(batch).shape)
+                shape = [batch, *spec["shape"][1:]]
+                x = torch.from_numpy(random_input(rng, shape, np.dtype(spec["dtype"]), {"input_range": spec.get("range")},
+                                                  f"{task}-{method}: input '{spec['name']}'"))
 
                 def run(xb, model=model):
                     with torch.inference_mode():
@@ -67,7 +71,7 @@ def cross_check_benchmark_app(rows: list[dict], profile, seconds: float) -> None
         if result is None:
             continue
         session = open_session(path)
-        x = np.random.default_rng(0).random(row["input_shape"], dtype=np.float32)
+        x = random_input(np.random.default_rng(0), row["input_shape"], session.input_dtype, session.metadata, str(path))
         bound = session.bind(x)
         ours = measure(lambda _: bound(), x, profile.warmup_iterations, profile.min_iterations, seconds)
         row["cross_check"] = {"ours_p50_ms": ours["p50_ms"], "benchmark_app_median_ms": result["median_ms"],

@@ -70,21 +70,30 @@ def cost_section(params) -> list[str]:
 
 def export_section(params) -> list[str]:
     parity_rows, size_rows = [], []
-    for task in params.tasks:
+    for task, spec in params.tasks.items():
         for method in params.methods:
             exp = _load("export", f"{task}-{method}") or {}
             quant = _load("quantize", f"{task}-{method}") or {}
+            targets = _load("targets", f"{task}-{method}") or {}
             for variant, v in exp.get("variants", {}).items():
-                parity_rows.append([task, method, variant, _num(v.get("max_abs_diff"), ".2e"),
+                parity_rows.append([spec.modality, task, method, variant, _num(v.get("max_abs_diff"), ".2e"),
                                     _pct(v.get("top1_agreement"))])
             torch_acc = exp.get("torch_test_accuracy")
-            for variant, v in {**exp.get("variants", {}), **quant.get("variants", {})}.items():
-                size_rows.append([task, method, variant, _pct(v.get("test_accuracy")), _pct(torch_acc),
+            every = {**exp.get("variants", {}), **quant.get("variants", {}), **targets.get("variants", {})}
+            for variant, v in every.items():
+                if "error" in v:
+                    size_rows.append([spec.modality, task, method, f"`{variant}`", f"failed: {v['error']}", "", ""])
+                    continue
+                size_rows.append([spec.modality, task, method, f"`{variant}`" if "/" in variant else variant,
+                                  _pct(v.get("test_accuracy")), _pct(torch_acc),
                                   _num(v.get("size_bytes", 0) / 2**20, ".2f")])
     return (["## Export parity (test split, against PyTorch)", ""]
-            + _table(["task", "method", "variant", "max abs diff", "top-1 agreement"], parity_rows)
-            + ["## Accuracy and size of every exported variant (test split)", ""]
-            + _table(["task", "method", "variant", "test accuracy", "PyTorch accuracy", "size MB"], size_rows))
+            + _table(["modality", "task", "method", "variant", "max abs diff", "top-1 agreement"], parity_rows)
+            + ["## Accuracy and size of every exported variant (test split)", "",
+               "`targets/<profile>/...` are the variants prepared for one device profile (static shapes, "
+               "its INT8 preset); their accuracy is measured on this CPU with onnxruntime or OpenVINO.", ""]
+            + _table(["modality", "task", "method", "variant", "test accuracy", "PyTorch accuracy", "size MB"],
+                     size_rows))
 
 
 def latency_section() -> list[str]:
