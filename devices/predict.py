@@ -37,6 +37,17 @@ class InputError(ValueError):
     """An input that does not match what the model takes."""
 
 
+ASSETS_SEARCH_DEPTH = 5  # exports/<model>/targets/<profile>/openvino/fp16/model.xml -> exports/<model>/assets
+
+
+def find_assets(model_path: Path) -> Path | None:
+    """The export's assets/ folder: beside the model file or in a folder above it (OpenVINO IR, target variants)."""
+    for folder in list(model_path.resolve().parents)[:ASSETS_SEARCH_DEPTH]:
+        if (folder / "assets" / "manifest.json").is_file():
+            return folder / "assets"
+    return None
+
+
 class Predictor:
     """An exported classifier with its metadata: preprocess raw inputs, predict labels and scores."""
 
@@ -62,7 +73,7 @@ class Predictor:
         self.runtime = MODEL_SUFFIXES[path.suffix]
         self.metadata: dict[str, Any] = {k: decode_value(v) for k, v in self.session.metadata.items()}
         self.spec = InputSpec.from_metadata(self.session.metadata, self.session.input_shape,
-                                            self.session.input_dtype, self.session.input_name)
+                                            self.session.input_dtype, self.session.input_name, find_assets(path))
         labels = self.metadata.get("labels")
         self.labels: list[str] | None = [str(label) for label in labels] if isinstance(labels, list) else None
         self.output_kind = str(self.metadata.get("output") or "logits")

@@ -37,10 +37,18 @@ class InputSpec:
     dtype: np.dtype
     preprocessing: dict = field(default_factory=dict)
     name: str = "input"
+    assets_dir: Path | None = None  # the export's assets/ folder (tokenizer.json, frontend.onnx), if any
+
+    def asset(self, name: str) -> Path:
+        """A file an app needs beside the model (from the export's assets/ folder), or a clear error."""
+        if self.assets_dir is None or not (self.assets_dir / name).is_file():
+            where = self.assets_dir or "an assets/ folder beside the model or above it"
+            raise PreprocessError(f"the '{self.modality}' model needs '{name}', not found in {where}")
+        return self.assets_dir / name
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], runtime_shape=None, runtime_dtype=None,
-                      runtime_name: str | None = None) -> InputSpec:
+                      runtime_name: str | None = None, assets_dir: Path | None = None) -> InputSpec:
         """Build from model metadata (string values, JSON where structured); the runtime's own view
         of the input wins for shape and dtype where it is known."""
         meta = {k: decode_value(v) for k, v in metadata.items()}
@@ -56,6 +64,7 @@ class InputSpec:
             dtype=np.dtype(dtype),
             preprocessing=pre if isinstance(pre, dict) else {},
             name=runtime_name or str(meta.get("input_name") or "input"),
+            assets_dir=assets_dir,
         )
 
     def shape_text(self, batch: str = "N") -> str:
