@@ -74,12 +74,11 @@ def export_section(params) -> list[str]:
         for method in params.methods:
             exp = _load("export", f"{task}-{method}") or {}
             quant = _load("quantize", f"{task}-{method}") or {}
-            targets = _load("targets", f"{task}-{method}") or {}
             for variant, v in exp.get("variants", {}).items():
                 parity_rows.append([spec.modality, task, method, variant, _num(v.get("max_abs_diff"), ".2e"),
                                     _pct(v.get("top1_agreement"))])
             torch_acc = exp.get("torch_test_accuracy")
-            every = {**exp.get("variants", {}), **quant.get("variants", {}), **targets.get("variants", {})}
+            every = {**exp.get("variants", {}), **quant.get("variants", {})}
             for variant, v in every.items():
                 if "error" in v:
                     size_rows.append([spec.modality, task, method, f"`{variant}`", f"failed: {v['error']}", "", ""])
