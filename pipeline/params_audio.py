@@ -32,7 +32,7 @@ class AudioAugment(Strict):
 class KeywordSynth(Strict):
     """The embedded default: spoken keywords from espeak-ng, flite and festival, with background noise."""
 
-    clips_per_class_per_engine: int = Field(72, ge=2, le=10000)  # x 3 engines x (keywords + unknown)
+    clips_per_class_per_engine: int = Field(64, ge=2, le=10000)  # x 3 engines x (keywords + unknown)
     snr_db: tuple[float, float] = (5.0, 30.0)  # background noise mixed into every clip
     workers: int | None = Field(None, ge=1, le=256)  # parallel synthesiser processes (null = CPU count)
 
@@ -50,8 +50,8 @@ class AudioParams(ModalityBase):
     f_min: float = Field(0.0, ge=0)
     f_max: float | None = Field(None, gt=0)  # null = sample_rate / 2
     # the front end outputs (ln(mel power + 1e-6) - logmel_mean) / logmel_std
-    logmel_mean: float = -7.0
-    logmel_std: float = Field(4.0, gt=0)
+    logmel_mean: float = -6.0  # measured on the embedded keywords
+    logmel_std: float = Field(4.4, gt=0)
     patch_mels: int = Field(16, ge=1, le=512)
     patch_frames: int = Field(10, ge=1, le=1000)
     keywords: list[str] = Field(default_factory=lambda: list(SPEECH_COMMANDS_KEYWORDS), min_length=1)
