@@ -1,6 +1,6 @@
 """App-side preprocessing for text models: a string (or a text file) -> (1, max_len) int64 token ids.
 
-The exported model's folder holds tokenizer.json (the one prepare trained), which carries the
+The export's assets/ folder holds tokenizer.json (the one prepare trained), which carries the
 normaliser, the [CLS] template, truncation and padding, so `encode` here gives the ids training
 stored. Needs the `tokenizers` package, no torch.
 """
@@ -29,14 +29,8 @@ def _load_tokenizer(path: str, mtime_ns: int):
 
 
 def tokenizer_path(spec: InputSpec) -> Path:
-    """tokenizer.json beside the model: spec.model_dir / preprocessing["tokenizer"]."""
-    model_dir = getattr(spec, "model_dir", None)
-    if model_dir is None:
-        raise PreprocessError("a text model needs its folder (InputSpec.model_dir) to find its tokenizer.json")
-    path = Path(model_dir) / str(spec.preprocessing.get("tokenizer", "tokenizer.json"))
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the model's tokenizer is missing; export ships it beside the model")
-    return path
+    """tokenizer.json from the export's assets/ folder (preprocessing["tokenizer"] names it)."""
+    return spec.asset(str(spec.preprocessing.get("tokenizer", "tokenizer.json")))
 
 
 def _names_file(text: str) -> bool:

@@ -1,6 +1,4 @@
 import json
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -278,17 +276,10 @@ def test_embedded_corpus_small_and_balanced():
 
 # ---- app side ----------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class SpecWithFolder(InputSpec):
-    """InputSpec plus the model's folder, where exported text models keep tokenizer.json."""
-
-    model_dir: Path | None = None
-
-
 def test_app_preprocessing_gives_the_stored_ids(prepared, tmp_path):
     m, data = prepared
-    spec = SpecWithFolder(modality="text", shape=(None, 32), dtype=np.dtype("int64"),
-                          preprocessing=m.preprocessing(), name="input_ids", model_dir=m.data_dir)
+    spec = InputSpec(modality="text", shape=(None, 32), dtype=np.dtype("int64"),
+                     preprocessing=m.preprocessing(), name="input_ids", assets_dir=m.data_dir)
     sentence = f"{rows(60)[0][0]}, really"
     ids = preprocess_text(sentence, spec)
     assert ids.dtype == np.int64 and ids.shape == (1, 32)
@@ -297,7 +288,7 @@ def test_app_preprocessing_gives_the_stored_ids(prepared, tmp_path):
     file = tmp_path / "review.txt"
     file.write_text(sentence + "\n")
     assert (preprocess_text(file, spec) == ids).all() and (preprocess_text(str(file), spec) == ids).all()
-    with pytest.raises(PreprocessError, match="model_dir"):
+    with pytest.raises(PreprocessError, match="tokenizer.json"):
         preprocess_text(sentence, InputSpec("text", (None, 32), np.dtype("int64"), m.preprocessing()))
     with pytest.raises(PreprocessError, match="empty text"):
         preprocess_text("   ", spec)
