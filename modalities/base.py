@@ -124,10 +124,10 @@ class Modality(ABC):
     def mae_target(self, x: torch.Tensor, normalize: bool) -> torch.Tensor:
         """Reconstruction target per token, (B, N, target_dim) (or (B, N) class ids, with a matching mae_loss)."""
 
-    def mae_loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean squared error over masked tokens only (mask: 1 = hidden)."""
-        per_token = ((pred - target.float()) ** 2).mean(dim=-1)
-        return (per_token * mask).sum() / mask.sum().clamp(min=1)
+    def mae_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss over the scored (hidden) tokens only: pred (M, target_dim), target as mae_target gives
+        it for those tokens. Mean squared error by default."""
+        return ((pred - target.float()) ** 2).mean()
 
     # ---- deployment -------------------------------------------------------
     @abstractmethod

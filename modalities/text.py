@@ -279,10 +279,9 @@ class TextModality(Modality):
         """The token ids themselves (normalize does not apply to class targets)."""
         return x.long()
 
-    def mae_loss(self, pred, target, mask):
-        """Cross entropy over the hidden tokens only (pred: (B, N, vocab) logits, target: (B, N) ids)."""
-        hidden = mask.bool()
-        return F.cross_entropy(pred[hidden], target[hidden], reduction="sum") / hidden.sum().clamp(min=1)
+    def mae_loss(self, pred, target):
+        """Cross entropy over the hidden tokens (pred: (M, vocab) logits, target: (M,) ids)."""
+        return F.cross_entropy(pred, target)
 
     def reconstruction_figure(self, x, pred, mask, normalized):
         """Per sentence: the original, what the encoder saw (___ = hidden), the decoder's guesses [in brackets]."""
