@@ -8,8 +8,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup repro test bench clean
 
-# Debian packages the embedded default data is built from (speech synthesisers, fortunes).
-DEBS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortunes
+# Debian packages the embedded default data is built from (speech synthesisers, fortunes, clip art).
+DEBS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortunes openclipart-png
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
