@@ -67,7 +67,7 @@ class AudioSplit(Split):
 
 
 def stratified_split(strata: np.ndarray, val: float, test: float, seed: int) -> dict[str, np.ndarray]:
-    """Indices per split, each stratum divided in the given fractions (totals exact to one sample).
+    """Indices per split, each stratum divided in the given fractions (totals within a sample or two).
 
     Samples are grouped by stratum in a seeded random order and given a golden-ratio sequence u in [0, 1):
     u < test -> test, u < test + val -> val, else train. The sequence is evenly spread over any run of

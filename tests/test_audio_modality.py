@@ -258,6 +258,8 @@ def test_synthesiser_makes_audible_distinct_clips_with_each_engine():
         assert (rms > 0.01).all(), engine
         assert np.abs(data.x[0] - data.x[1]).mean() > 0.01, engine
     assert data.noise.shape == (4, RATE)
+    again = spoken_keywords(["yes", "stop"], 1, fmt, (30.0, 30.0), seed=0, engines=(engine,), bank_size=4)
+    assert np.array_equal(data.x, again.x) and np.array_equal(data.noise, again.noise)
 
 
 def test_bad_params_are_clear_errors():
