@@ -90,19 +90,11 @@ def _frontend(path: Path):
 
 
 def frontend_path(spec: InputSpec) -> Path:
-    """preprocessing.frontend, relative to the model's folder (InputSpec.folder) unless absolute."""
+    """frontend.onnx from the export's assets/ folder (preprocessing["frontend"] names it)."""
     name = spec.preprocessing.get("frontend")
     if not name:
         raise PreprocessError("the model's preprocessing names no 'frontend' (the exported log-mel front end)")
-    path = Path(name)
-    if not path.is_absolute():
-        folder = getattr(spec, "folder", None)
-        if folder is None:
-            raise PreprocessError(f"cannot locate '{name}': the model's folder is unknown")
-        path = Path(folder) / path
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the model's audio front end is missing")
-    return path
+    return spec.asset(str(name))
 
 
 @register("audio")
@@ -110,7 +102,7 @@ def preprocess_audio(item: Any, spec: InputSpec) -> np.ndarray:
     """Sound file or waveform -> (1, 1, n_mels, frames) float32 via the model's frontend.onnx.
 
     Metadata keys used (preprocessing): "sample_rate", "clip_samples", "crop" ("center" | "start"),
-    "frontend" (path of frontend.onnx relative to the model's folder).
+    "frontend" (file name in the export's assets/ folder).
     """
     pre = spec.preprocessing
     try:

@@ -335,7 +335,7 @@ class AudioModality(Modality):
             "length": ("longer clips: keep the middle clip_samples; shorter: zero-pad both sides, the odd sample "
                        "at the end" if p.crop == "center" else
                        "longer clips: keep the first clip_samples; shorter: zero-pad at the end"),
-            "frontend": "assets/frontend.onnx",
+            "frontend": "frontend.onnx",
             "frontend_io": "waveform float32 [N, clip_samples] in [-1, 1] -> model input [N, 1, n_mels, frames]",
             "log_mel": {"n_fft": p.n_fft, "win_length": p.n_fft, "window": "hann", "hop_length": p.hop_length,
                         "n_mels": p.n_mels, "f_min": p.f_min, "f_max": p.f_max or p.sample_rate / 2,

@@ -173,8 +173,8 @@ def test_app_preprocessing_equals_stored_model_input(tmp_path):
     stored = np.concatenate([m.to_input(torch.from_numpy(s.x)).numpy() for s in m.load_raw().splits.values()])
     module, spec = m.frontend()
     frontend = export_frontend(m, tmp_path / "model" / "assets" / "frontend.onnx")
-    app_spec = InputSpec("audio", (None, 1, 64, 100), np.dtype("float32"),
-                         {**m.preprocessing(), "frontend": str(frontend)})
+    app_spec = InputSpec("audio", (None, 1, 64, 100), np.dtype("float32"), m.preprocessing(),
+                         assets_dir=frontend.parent)
     for path in sorted((tmp_path / "data").rglob("*.*")):
         app = preprocess_audio(path, app_spec)
         assert app.shape == (1, 1, 64, 100) and app.dtype == np.float32
