@@ -229,3 +229,9 @@ def preprocess_image(item: Any, spec: InputSpec) -> np.ndarray:
     if layout == "NCHW":
         sample = sample.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(sample, dtype=spec.dtype)
+
+
+# The other modalities register themselves on import (each module imports `register` from here).
+import devices.preprocess_audio  # noqa: E402,F401
+import devices.preprocess_text  # noqa: E402,F401
+import devices.preprocess_video  # noqa: E402,F401

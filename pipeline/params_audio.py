@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.params_base import ModalityBase, Strict
 
@@ -60,6 +60,13 @@ class AudioParams(ModalityBase):
     esc50_val_fold: int = Field(4, ge=1, le=5)
     synth: KeywordSynth = KeywordSynth()
     augment: AudioAugment = AudioAugment()
+
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _no_yaml_booleans(cls, value):
+        if isinstance(value, list) and any(isinstance(v, bool) for v in value):
+            raise ValueError("YAML reads unquoted yes/no/on/off as true/false; quote those keywords, e.g. \"yes\"")
+        return value
 
     @property
     def clip_samples(self) -> int:
