@@ -8,8 +8,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup repro test bench clean
 
-# Debian packages the embedded default data is built from (speech synthesisers, fortunes, clip art).
-DEBS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortunes openclipart-png
+# Debian packages the embedded default data is built from (speech synthesisers, fortunes, clip art, machine sounds).
+DEBS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortunes openclipart-png openttd-opensfx catcodec
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
