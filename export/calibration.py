@@ -7,13 +7,18 @@ import numpy as np
 
 
 def check_calibration(calibration: np.ndarray, input_shape: Sequence[int | None], model: str) -> np.ndarray:
-    """Float32 C-contiguous copy of `calibration`, checked against the model input shape.
+    """C-contiguous copy of `calibration` (float32, or int64 for token-id inputs), checked against the model
+    input shape.
 
     input_shape: the model input's dims, None where dynamic (axis 0 is the batch axis).
     """
     array = np.asarray(calibration)
-    if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"{model}: calibration must be a float array, got dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.integer):
+        dtype = np.int64
+    elif np.issubdtype(array.dtype, np.floating):
+        dtype = np.float32
+    else:
+        raise ValueError(f"{model}: calibration must be a float (or integer token-id) array, got dtype {array.dtype}")
     if array.ndim != len(input_shape) or len(array) == 0:
         raise ValueError(
             f"{model}: calibration shape {array.shape} does not match the model input {_fmt(input_shape)}"
@@ -27,7 +32,7 @@ def check_calibration(calibration: np.ndarray, input_shape: Sequence[int | None]
         raise ValueError(f"{model}: the model has a fixed batch of {batch}; {len(array)} calibration samples do not divide into it")
     if not np.isfinite(array).all():
         raise ValueError(f"{model}: calibration contains NaN or infinite values")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return np.ascontiguousarray(array, dtype=dtype)
 
 
 def batches(array: np.ndarray, size: int) -> Iterator[np.ndarray]:

@@ -419,7 +419,7 @@ def _onnx_input(path: Path) -> tuple[str, list[int | None]]:
 
 
 def _fit_calibration(calibration: np.ndarray, dims, batch: int | None, name: str) -> np.ndarray:
-    """Checked float32 calibration, cut to a multiple of a static batch."""
+    """Checked calibration (see check_calibration), cut to a multiple of a static batch."""
     array = check_calibration(calibration, [None, *dims[1:]], name)
     if batch:
         usable = len(array) - len(array) % batch
