@@ -308,7 +308,9 @@ class TextModality(Modality):
 
     # ---- deployment -------------------------------------------------------
     def input_spec(self) -> dict:
-        return {"name": "input_ids", "shape": [-1, self.params.max_len], "dtype": "int64"}
+        # range: valid ids [low, high), so a latency runner can make inputs without the tokenizer
+        return {"name": "input_ids", "shape": [-1, self.params.max_len], "dtype": "int64",
+                "range": [0, self.params.vocab_size]}
 
     def preprocessing(self) -> dict:
         return {

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from tests.conftest import ROOT
 
 
@@ -32,18 +34,30 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
     run(dvc + ["repro"], tmp_path, env)
 
     metrics = json.loads(run(dvc + ["metrics", "show", "--json"], tmp_path, env))
-    files = next(iter(metrics.values()))["data"]
-    names = set(files)
-    for stage, name in [("pretrain", "image-mae"), ("pretrain", "image-simclr"), ("probe", "image-random"),
-                        ("finetune", "digits-simclr"), ("export", "digits-mae"), ("quantize", "digits-mae")]:
-        assert f"metrics/{stage}/{name}.json" in names, f"{stage}/{name} missing from dvc metrics show"
+    names = set(next(iter(metrics.values()))["data"])
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    for modality in params["modalities"]:
+        for method in params["methods"]:
+            for stage in ("pretrain", "probe"):
+                assert f"metrics/{stage}/{modality}-{method}.json" in names, f"{stage} {modality}-{method} missing"
+        assert (tmp_path / f"reports/figures/{modality}-mae-reconstruction.png").stat().st_size > 0
+    for task in params["tasks"]:
+        for method in params["methods"]:
+            for stage in ("finetune", "export", "quantize"):
+                assert f"metrics/{stage}/{task}-{method}.json" in names, f"{stage} {task}-{method} missing"
+            export = json.loads((tmp_path / f"metrics/export/{task}-{method}.json").read_text())
+            assert export["variants"]["onnx-fp32"]["top1_agreement"] == 1.0, (task, method)
     assert "metrics/bench.json" in names
-    export = json.loads((tmp_path / "metrics/export/digits-mae.json").read_text())
-    assert export["variants"]["onnx-fp32"]["top1_agreement"] == 1.0
+    assert (tmp_path / "exports/sentiment-mae/assets/tokenizer.json").is_file()  # shipped with text models
+    assert (tmp_path / "exports/keywords-mae/assets/frontend.onnx").is_file()  # audio's exported front end
+    quantize = json.loads((tmp_path / "metrics/quantize/digits-mae.json").read_text())["variants"]
+    assert "targets/qualcomm-npu/model.int8.onnx" in quantize and "error" not in str(quantize)
+
     latency = json.loads((tmp_path / "reports/latency/cpu-x86.json").read_text())
     runtimes = {(r["runtime"], r["precision"]) for r in latency["rows"]}
     assert runtimes == {("pytorch-eager", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"),
                         ("openvino", "fp32"), ("openvino", "fp16"), ("openvino", "int8")}
+    assert {r["task"] for r in latency["rows"]} == set(params["tasks"])
     assert {r["batch"] for r in latency["rows"]} == {1, 32}
     assert latency["compatibility"] and all(c["ok"] for c in latency["compatibility"])
     for profile in ("cpu-arm64", "jetson-orin", "intel-npu", "qualcomm-npu"):  # devices this host is not
@@ -53,6 +67,8 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
     summary = (tmp_path / "reports/summary.md").read_text()
     for heading in ("Accuracy on the held-out test split", "Pretraining cost", "Export parity", "Latency per runtime"):
         assert heading in summary
-    assert (tmp_path / "reports/figures/image-mae-reconstruction.png").stat().st_size > 0
+    for task in params["tasks"]:
+        assert f"| {task} |" in summary
     # a second repro has nothing to do: every stage's deps and outs are declared
-    assert "didn't change" in run(dvc + ["status"], tmp_path, env) or "up to date" in run(dvc + ["status"], tmp_path, env)
+    status = run(dvc + ["status"], tmp_path, env)
+    assert "didn't change" in status or "up to date" in status
