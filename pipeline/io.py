@@ -1,6 +1,7 @@
 """Atomic writes: a killed stage leaves the old file or none, never half a file."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -38,3 +39,16 @@ def read_json(path: str | Path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; run the stage that produces it first")
     return json.loads(path.read_text())
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def split_sha256(data_dir, split: str) -> str:
+    """The prepared split's hash from its manifest: ties a checkpoint to the data it was trained on."""
+    return read_json(Path(data_dir) / "manifest.json")["splits"][split]["sha256"]

@@ -10,7 +10,7 @@ from dvclive import Live
 from pipeline import paths
 from pipeline.checkpoint import config_hash, save_weights
 from pipeline.heads import Classifier, SupervisedObjective
-from pipeline.io import write_json
+from pipeline.io import file_sha256, split_sha256, write_json
 from pipeline.models import pretrained_encoder
 from pipeline.runtime import setup
 from pipeline.stages.common import start, task_modality
@@ -39,7 +39,10 @@ def main() -> None:
     optim = params.optim("finetune", modality_name)
     config = {"task": args.task, "method": args.method, "modality": modality_name, "labels": train_split.labels,
               "optim": optim.model_dump(), "encoder": params.encoder.model_dump(), "seed": params.seed,
-              "modality_params": params.modality(modality_name).model_dump()}
+              "modality_params": params.modality(modality_name).model_dump(),
+              # a checkpoint only resumes on the same data and the same pretrained encoder
+              "train_data": split_sha256(data_dir, "train"),
+              "pretrained_encoder": file_sha256(paths.pretrain_dir(modality_name, args.method) / "encoder.safetensors")}
     rt = setup(amp=optim.amp)
     live = Live(str(paths.live_dir("finetune", name)), save_dvc_exp=False, dvcyaml=None)
     result = train(objective, torch.from_numpy(train_split.x), torch.from_numpy(train_split.y), modality.to_input,

@@ -1,23 +1,14 @@
 """prepare: read a modality's source, split it, write data/<modality>/ with a manifest of hashes."""
 from __future__ import annotations
 
-import hashlib
 import sys
 
 from modalities import get_modality
 from modalities.base import SPLITS
 from modalities.image_formats import CorruptFileError
 from pipeline import paths
-from pipeline.io import atomic_path, write_json
+from pipeline.io import atomic_path, file_sha256, write_json
 from pipeline.stages.common import start
-
-
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def main() -> None:
@@ -41,7 +32,7 @@ def main() -> None:
             with open(tmp, "wb") as f:
                 modality.save_split(split, f)
         counts = {label: int((split.y == i).sum()) for i, label in enumerate(split.labels)}
-        manifest["splits"][name] = {"file": target.name, "samples": len(split), "sha256": sha256(target),
+        manifest["splits"][name] = {"file": target.name, "samples": len(split), "sha256": file_sha256(target),
                                     "shape": list(split.x.shape[1:]), "dtype": str(split.x.dtype),
                                     "per_class": counts}
     write_json(out / "manifest.json", manifest)

@@ -16,7 +16,7 @@ from dvclive import Live
 from modalities import get_modality
 from pipeline import paths
 from pipeline.checkpoint import config_hash, save_weights
-from pipeline.io import write_json
+from pipeline.io import split_sha256, write_json
 from pipeline.objectives import BETAS, OBJECTIVES, build_objective
 from pipeline.models import fresh_encoder
 from pipeline.runtime import setup, teardown
@@ -46,7 +46,7 @@ def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict
               "modality_params": params.modality(modality_name).model_dump(),
               "encoder": params.encoder.model_dump(), "optim": optim.model_dump(),
               "objective": getattr(params, method).model_dump() if objective else None,
-              "world_size": rt.world_size}
+              "world_size": rt.world_size, "train_data": split_sha256(paths.data_dir(modality_name), "train")}
     metrics = {"method": method, "modality": modality_name, "world_size": rt.world_size,
                "device": str(rt.device), "parameters": sum(p.numel() for p in encoder.parameters())}
     if objective is not None:
