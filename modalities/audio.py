@@ -293,14 +293,6 @@ class AudioModality(Modality):
         x = tokens.reshape(tokens.shape[0], gm, gt, pm, pt)
         return torch.einsum("bmtpq->bmptq", x).reshape(tokens.shape[0], 1, gm * pm, gt * pt)
 
-    def mae_target(self, x, normalize):
-        target = self.patchify(x)
-        if normalize:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + 1e-6) ** 0.5
-        return target
-
     def reconstruction_figure(self, x: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor, normalized: bool):
         """One row per clip: original | masked (hidden patches dark) | reconstruction with visible patches
         pasted; low frequencies at the bottom, grey levels spanning each clip's own range."""

@@ -120,9 +120,20 @@ class Modality(ABC):
     def target_dim(self) -> int:
         """Size of one token's reconstruction target (the decoder's output)."""
 
-    @abstractmethod
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """Model input -> (B, N, target_dim) raw values per token (modalities with pixel-like targets)."""
+        raise NotImplementedError(f"{self.name}: no patchify; override mae_target")
+
     def mae_target(self, x: torch.Tensor, normalize: bool) -> torch.Tensor:
-        """Reconstruction target per token, (B, N, target_dim) (or (B, N) class ids, with a matching mae_loss)."""
+        """Reconstruction target per token, (B, N, target_dim): the patch values, each patch normalised
+        to zero mean and unit variance when `normalize` (MAE's norm_pix_loss). A modality with another
+        target (text: (B, N) token ids) overrides this and mae_loss."""
+        target = self.patchify(x)
+        if normalize:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1e-6) ** 0.5
+        return target
 
     def mae_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss over the scored (hidden) tokens only: pred (M, target_dim), target as mae_target gives

@@ -205,14 +205,6 @@ class ImageModality(Modality):
         x = tokens.reshape(b, g, g, p, p, c)
         return torch.einsum("bhwpqc->bchpwq", x).reshape(b, c, g * p, g * p)
 
-    def mae_target(self, x, normalize):
-        target = self.patchify(x)
-        if normalize:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + 1e-6) ** 0.5
-        return target
-
     def reconstruction_figure(self, x: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor, normalized: bool):
         """Rows of original | masked input | reconstruction | reconstruction with visible patches pasted."""
         target = self.patchify(x)

@@ -232,14 +232,6 @@ class VideoModality(Modality):
         x = tokens.reshape(b, gt, gh, gw, pt, ph, pw, c)
         return torch.einsum("bthwupqc->bctuhpwq", x).reshape(b, c, gt * pt, gh * ph, gw * pw)
 
-    def mae_target(self, x, normalize):
-        target = self.patchify(x)
-        if normalize:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + 1e-6) ** 0.5
-        return target
-
     def reconstruction_figure(self, x: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor, normalized: bool):
         """Per clip, three rows of its frames side by side: original | masked | reconstruction
         (predicted hidden tubelets, visible ones pasted in)."""
