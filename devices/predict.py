@@ -1,9 +1,9 @@
 """Run an exported classifier on raw inputs, the way an app would: no torch, metadata-driven.
 
-    python -m devices.predict exports/digits-mae/model.onnx digit.png [more.png ...] [--top-k 3] [--json]
+    python -m devices.predict exports/digits/mae/model.onnx digit.png [more.png ...] [--top-k 3] [--json]
 
     from devices.predict import Predictor
-    predictor = Predictor("exports/digits-mae/model.onnx")      # or an OpenVINO .xml
+    predictor = Predictor("exports/digits/mae/model.onnx")      # or an OpenVINO .xml
     predictor.predict("digit.png")            # [{"input": "digit.png", "label": "7", "index": 7, "score": 0.98,
                                               #   "top_k": [{"label": "7", "index": 7, "score": 0.98}, ...]}]
     predictor.predict(batch)                  # a model-ready float32 array [N, 1, 28, 28] in [0, 1]

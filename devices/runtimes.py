@@ -40,10 +40,19 @@ class Session:
         """
         return lambda: self.run(x)
 
+    def run_all(self, x: np.ndarray) -> list[np.ndarray]:  # pragma: no cover - interface
+        """Every output of the model, in order (a detector has boxes and scores)."""
+        raise NotImplementedError
+
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Run over a whole array in batches and concatenate the outputs."""
         outs = [self.run(np.ascontiguousarray(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
         return np.concatenate(outs, axis=0)
+
+    def predict_all(self, x: np.ndarray, batch_size: int = 256) -> list[np.ndarray]:
+        """Every output over a whole array, in batches, each concatenated along the batch axis."""
+        outs = [self.run_all(np.ascontiguousarray(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        return [np.concatenate(parts, axis=0) for parts in zip(*outs)]
 
 
 class OnnxRuntimeSession(Session):
@@ -77,6 +86,9 @@ class OnnxRuntimeSession(Session):
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x})[0]
+
+    def run_all(self, x: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: x})
 
     def bind(self, x: np.ndarray):
         binding = self.session.io_binding()
@@ -126,6 +138,10 @@ class OpenVinoSession(Session):
         self.request.set_input_tensor(self._tensor(x, shared_memory=True))
         self.request.infer()
         return self.request.get_output_tensor(0).data.copy()
+
+    def run_all(self, x: np.ndarray) -> list[np.ndarray]:
+        self.run(x)
+        return [self.request.get_output_tensor(i).data.copy() for i in range(len(self.compiled.outputs))]
 
     def bind(self, x: np.ndarray):
         x = np.ascontiguousarray(x.astype(self.input_dtype) if self.input_dtype is not None else x)

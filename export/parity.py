@@ -1,9 +1,17 @@
-"""Compare a converted model's outputs with the float reference; model size on disk."""
+"""Compare a converted model's outputs with the float reference; score it on the test split; size on disk.
+
+A model may have several outputs (a detector: boxes and scores), so outputs travel as lists of arrays
+in the model's output order. The task's metric comes from a `score` callable (pipeline.task_scoring)
+mapping those outputs over the whole split to numbers.
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+
+Score = Callable[[list[np.ndarray]], dict]
 
 
 def compare_outputs(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
@@ -19,6 +27,19 @@ def compare_outputs(reference: np.ndarray, candidate: np.ndarray) -> dict[str, f
         "mean_abs_diff": float(diff.mean()),
         "top1_agreement": float(np.mean(reference.argmax(-1) == candidate.argmax(-1))),
     }
+
+
+def compare_all(reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict[str, float]:
+    """compare_outputs over every output: the largest differences; top-1 agreement for a single
+    (N, classes) output only (logits), where it means "same predicted class"."""
+    if len(reference) != len(candidate):
+        raise ValueError(f"reference has {len(reference)} outputs, candidate {len(candidate)}")
+    stats = [compare_outputs(r, c) for r, c in zip(reference, candidate)]
+    out = {"max_abs_diff": max(s["max_abs_diff"] for s in stats),
+           "mean_abs_diff": max(s["mean_abs_diff"] for s in stats)}
+    if len(reference) == 1 and np.asarray(reference[0]).ndim == 2:
+        out["top1_agreement"] = stats[0]["top1_agreement"]
+    return out
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -41,22 +62,24 @@ def file_size_bytes(path: str | Path) -> int:
     return sum(f.stat().st_size for f in files)
 
 
-def evaluate_variant(path: str | Path, reference: np.ndarray, x: np.ndarray, labels: np.ndarray) -> dict:
-    """Run an exported model over x: its accuracy, size, and agreement with the reference outputs.
-
-    A model with a fixed batch axis (a static-shape device variant) is run in batches of that size.
-    """
+def run_outputs(path: str | Path, x: np.ndarray) -> list[np.ndarray]:
+    """Every output of an exported model over x. A model with a fixed batch axis (a static-shape device
+    variant) is run in batches of that size."""
     from devices.runtimes import open_session
 
     session = open_session(path)
     fixed_batch = session.input_shape[0] if session.input_shape else None
-    out = predict_fixed_batch(session, x, fixed_batch) if fixed_batch else session.predict(x, batch_size=256)
-    return {"size_bytes": file_size_bytes(path), "test_accuracy": accuracy(out, labels),
-            **compare_outputs(reference, out)}
+    return predict_fixed_batch(session, x, fixed_batch) if fixed_batch else session.predict_all(x, batch_size=256)
 
 
-def predict_fixed_batch(session, x: np.ndarray, batch: int) -> np.ndarray:
-    """session.run over x in batches of exactly `batch` rows; the last one is padded with zeros and the
+def evaluate_variant(path: str | Path, reference: list[np.ndarray], x: np.ndarray, score: Score) -> dict:
+    """Run an exported model over x: its task metric (`score`), size, and agreement with the reference outputs."""
+    outputs = run_outputs(path, x)
+    return {"size_bytes": file_size_bytes(path), **score(outputs), **compare_all(reference, outputs)}
+
+
+def predict_fixed_batch(session, x: np.ndarray, batch: int) -> list[np.ndarray]:
+    """session.run_all over x in batches of exactly `batch` rows; the last one is padded with zeros and the
     padding's outputs dropped."""
     x = np.asarray(x)
     outs = []
@@ -65,5 +88,5 @@ def predict_fixed_batch(session, x: np.ndarray, batch: int) -> np.ndarray:
         rows = len(chunk)
         if rows < batch:
             chunk = np.concatenate([chunk, np.zeros((batch - rows, *chunk.shape[1:]), dtype=chunk.dtype)])
-        outs.append(session.run(np.ascontiguousarray(chunk))[:rows])
-    return np.concatenate(outs, axis=0)
+        outs.append([o[:rows] for o in session.run_all(np.ascontiguousarray(chunk))])
+    return [np.concatenate(parts, axis=0) for parts in zip(*outs)]

@@ -1,7 +1,7 @@
 """Per-device deployment variants: what a device profile needs beyond the standard exports.
 
     prepare_for_profile(profile, export_dir, calibration, task) -> [entry, ...]
-    evaluate_targets(export_dir, entries, x_test, y_test, reference_logits) -> {path: metrics}
+    evaluate_targets(export_dir, entries, x_test, reference_outputs, score) -> {path: metrics}
 
 The standard exports (model.onnx with a dynamic batch, openvino/{fp32,fp16}, model.int8.onnx,
 openvino-int8) serve a profile as they are when it takes dynamic shapes and names no quantization
@@ -136,9 +136,10 @@ def prepare_for_profile(profile, export_dir: str | Path, calibration: np.ndarray
     return entries
 
 
-def evaluate_targets(export_dir: str | Path, entries: Sequence[Mapping], x_test: np.ndarray, y_test: np.ndarray,
-                     reference_logits: np.ndarray) -> dict[str, dict]:
-    """Accuracy, size and agreement with `reference_logits` of every variant, keyed by its path.
+def evaluate_targets(export_dir: str | Path, entries: Sequence[Mapping], x_test: np.ndarray,
+                     reference_outputs: list[np.ndarray], score) -> dict[str, dict]:
+    """Task metric (`score`, see export.parity), size and agreement with `reference_outputs` of every
+    variant, keyed by its path.
 
     Measured on this host's CPU (onnxruntime CPUExecutionProvider, OpenVINO CPU), which runs every
     variant written here, the device's own runtime absent; "measured_with" says which. A variant
@@ -153,7 +154,7 @@ def evaluate_targets(export_dir: str | Path, entries: Sequence[Mapping], x_test:
         info = {k: entry[k] for k in ("profile", "runtime", "precision", "static_shape", "preset") if k in entry}
         info["measured_with"] = "onnxruntime CPUExecutionProvider" if path.suffix == ".onnx" else "OpenVINO CPU"
         try:
-            results[entry["path"]] = {**info, **evaluate_variant(path, reference_logits, x_test, y_test)}
+            results[entry["path"]] = {**info, **evaluate_variant(path, reference_outputs, x_test, score)}
         except Exception as exc:  # report and go on: one broken variant must not hide the others
             results[entry["path"]] = {**info, "error": f"{type(exc).__name__}: {exc}"}
     return results

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from modalities.base import Modality
 
+# kind -> implementation; params.yaml may declare several modalities (instances) of one kind
 _REGISTRY: dict[str, str] = {
     "image": "modalities.image:ImageModality",
     "video": "modalities.video:VideoModality",
@@ -12,10 +13,15 @@ _REGISTRY: dict[str, str] = {
 
 
 def get_modality(name: str, params) -> Modality:
-    """Build the modality `name` from the validated params."""
+    """Build the modality instance `name` (a key of params.modalities) with the class of its section's kind."""
     import importlib
 
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown modality '{name}' (known: {sorted(_REGISTRY)})")
-    module, cls = _REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)(params.modality(name), seed=params.seed)
+    section = params.modality(name)  # KeyError naming modalities.<name> when it is not configured
+    if section.kind not in _REGISTRY:
+        raise KeyError(f"modalities.{name}.kind: unknown kind '{section.kind}' (known: {sorted(_REGISTRY)})")
+    module, cls_name = _REGISTRY[section.kind].split(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    modality = cls.__new__(cls)
+    modality.name = name  # before __init__: a modality may place files by its name there (text's tokenizer)
+    modality.__init__(section, seed=params.seed)
+    return modality

@@ -47,12 +47,34 @@ class AnomalySplit(Split):
     def is_anomaly(self) -> np.ndarray:
         return self.y != 0
 
+    @property
+    def anomalous(self) -> int:
+        return int(self.is_anomaly.sum())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**super().arrays(), "source": self.source}
+
     def subset(self, indices: np.ndarray) -> AnomalySplit:
         return AnomalySplit(self.x[indices], self.y[indices], self.labels, self.source[indices])
 
 
+def check_anomaly_splits(splits: dict[str, Split], what: str) -> None:
+    """train and val hold normal samples only (the detector learns normal; val sets its threshold);
+    test holds both normal and anomalous ones (else AUROC is undefined)."""
+    for name in ("train", "val"):
+        split = splits.get(name)
+        if isinstance(split, AnomalySplit) and split.anomalous:
+            raise ValueError(f"{what}: split '{name}' must hold normal samples only, but {split.anomalous} of its "
+                             f"{len(split)} are anomalous ({sorted({split.labels[k] for k in split.y if k})})")
+    test = splits.get("test")
+    if isinstance(test, AnomalySplit) and not 0 < test.anomalous < len(test):
+        raise ValueError(f"{what}: split 'test' must hold both normal and anomalous samples, it has "
+                         f"{len(test) - test.anomalous} normal and {test.anomalous} anomalous")
+
+
 def save_anomaly_split(split: AnomalySplit, path: str | Path) -> None:
-    np.savez(path, x=split.x, y=split.y, labels=np.asarray(split.labels, dtype=str), source=split.source)
+    """A self-contained file (labels inside); a modality's save_split keeps labels in the manifest instead."""
+    np.savez(path, **split.arrays(), labels=np.asarray(split.labels, dtype=str))
 
 
 def load_anomaly_split(path: str | Path) -> AnomalySplit:
@@ -249,9 +271,9 @@ _FOLDER_READERS = {"audio": (audio_formats.AUDIO_SUFFIXES, read_audio_files),
 def read_anomaly_folder(root: Path, modality, on_corrupt: str, skipped: list[str],
                         val_fraction: float, seed: int) -> dict[str, AnomalySplit]:
     """The folder layout above, of the modality's clips (audio or video); val carved from train if absent."""
-    if modality.name not in _FOLDER_READERS:
-        raise ValueError(f"anomaly folders hold audio or video clips, not {modality.name}")
-    suffixes, read = _FOLDER_READERS[modality.name]
+    if modality.kind not in _FOLDER_READERS:
+        raise ValueError(f"anomaly folders hold audio or video clips, not {modality.kind}")
+    suffixes, read = _FOLDER_READERS[modality.kind]
     files = anomaly_folder_files(root, suffixes)
     labels = _labels(files["test"])
     splits = {part: read(f, modality, on_corrupt, skipped, f"{root}/{part}", labels) for part, f in files.items()}

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
-from modalities import audio_formats, speech_synth
+from modalities import anomaly_formats, audio_formats, speech_synth
 from modalities.audio_formats import ClipFormat, Clips
 from modalities.base import Modality, PreparedData, Split
 from modalities.sincos import sincos_2d
@@ -93,7 +93,8 @@ def band_mask(batch: int, size: int, count: int, max_width: int, g: torch.Genera
 
 
 class AudioModality(Modality):
-    name = "audio"
+    kind = "audio"
+    name = kind  # the default; get_modality sets the instance's name from params.yaml
     SPEC_AUGMENT_FILL = 0.0  # the normalised dataset mean
 
     def __init__(self, params, seed: int = 0):
@@ -125,6 +126,8 @@ class AudioModality(Modality):
 
     # ---- data -------------------------------------------------------------
     def load_raw(self) -> PreparedData:
+        if self.params.source in self.params.ANOMALY_SOURCES:
+            return self._load_anomaly()
         skipped: list[str] = []
         readers = {"embedded": self._read_embedded, "speech_commands": self._read_speech_commands,
                    "esc50": self._read_esc50, "folder": self._read_folder}
@@ -134,6 +137,31 @@ class AudioModality(Modality):
                 raise ValueError(f"{source}: split '{name}' has no readable clips")
         splits = {name: AudioSplit(self.log_mel(c.x), c.y, labels) for name, c in clips.items()}
         splits["train"].noise = self.log_mel(noise)
+        return PreparedData(splits=splits, source=source, skipped=skipped)
+
+    def _load_anomaly(self) -> PreparedData:
+        """machine_sounds (embedded) / mimii / dcase / anomaly_folder -> AnomalySplits of log-mel spectrograms:
+        train and val normal clips, test both. The train split carries generated background noise for the
+        SimCLR views (these sources have no noise recordings of their own)."""
+        p, skipped = self.params, []
+        root = Path(p.path) if p.path else None
+        if p.source == "machine_sounds":
+            from modalities.machine_sounds import machine_sound_splits  # needs openttd-opensfx: only when used
+
+            n = p.anomaly.scaled(p.max_samples)
+            splits = machine_sound_splits(self, n.train, n.val, n.test_normal, n.test_anomalous, self.seed, p.machine)
+            source = f"OpenTTD '{p.machine}' recording with injected faults (embedded)"
+        elif p.source == "mimii":
+            splits = anomaly_formats.read_mimii(root, p.machine_type, self, p.on_corrupt, skipped, p.split.val, self.seed)
+            source = f"MIMII {p.machine_type} at {root}"
+        elif p.source == "dcase":
+            splits = anomaly_formats.read_dcase(root, p.machine, self, p.on_corrupt, skipped, p.split.val, self.seed)
+            source = f"DCASE task 2 {p.machine} at {root}"
+        else:
+            splits = anomaly_formats.read_anomaly_folder(root, self, p.on_corrupt, skipped, p.split.val, self.seed)
+            source = f"anomaly clip folders at {root}"
+        anomaly_formats.check_anomaly_splits(splits, source)
+        splits["train"].noise = self.log_mel(self._generated_noise())
         return PreparedData(splits=splits, source=source, skipped=skipped)
 
     def _read_embedded(self, skipped):
@@ -182,7 +210,7 @@ class AudioModality(Modality):
 
     def save_split(self, split: Split, path) -> None:
         noise = getattr(split, "noise", None)
-        np.savez(path, x=split.x, y=split.y, **({"noise": noise} if noise is not None else {}))
+        np.savez(path, **split.arrays(), **({"noise": noise} if noise is not None else {}))
 
     def load_split(self, data_dir: str | Path, split: str) -> Split:
         """As the base class; loading the train split also keeps its background noise for the views."""

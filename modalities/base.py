@@ -35,6 +35,28 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What a saved split holds: x, y and the per-sample extras of a subclass (boxes, sources)."""
+        return {"x": self.x, "y": self.y}
+
+
+def split_from_arrays(arrays, labels: list[str], where: str = "split") -> Split:
+    """A saved split's arrays -> the Split subclass they make: DetectionSplit when they hold boxes,
+    AnomalySplit when they hold a source per sample, else a plain Split."""
+    from modalities.anomaly_formats import AnomalySplit  # these modules build on Split
+    from modalities.detection_formats import DetectionSplit
+
+    files = set(arrays.files if hasattr(arrays, "files") else arrays)
+    x, y = arrays["x"], arrays["y"]
+    try:
+        if "boxes" in files:
+            return DetectionSplit(x, y, labels, boxes=arrays["boxes"], classes=arrays["classes"])
+        if "source" in files:
+            return AnomalySplit(x, y, labels, source=arrays["source"])
+        return Split(x, y, labels)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+
 
 @dataclass
 class PreparedData:
@@ -46,9 +68,20 @@ class PreparedData:
 
 
 class Modality(ABC):
-    """One implementation per kind of data (image, video, audio, text)."""
+    """One implementation per kind of data (image, video, audio, text).
 
+    `kind` is the implementation; `name` the instance's name in params.yaml (its data lives in
+    data/<name>/). `modalities.get_modality` sets the name on the instance; the class's `name`
+    (= its kind) is only the default for one built directly.
+    """
+
+    kind: str
     name: str
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "kind" not in cls.__dict__ and "name" in cls.__dict__:  # a class that only names itself
+            cls.kind = cls.name
 
     def __init__(self, params, seed: int = 0):
         self.params = params
@@ -60,19 +93,21 @@ class Modality(ABC):
         """Read the configured source (embedded default or a user dataset)."""
 
     def save_split(self, split: Split, path: Path) -> None:
-        np.savez(path, x=split.x, y=split.y)
+        """x, y and the split's extras (a DetectionSplit's boxes, an AnomalySplit's sources)."""
+        np.savez(path, **split.arrays())
 
     def load_split(self, data_dir: str | Path, split: str) -> Split:
+        """The saved split as the type it was saved as: Split, DetectionSplit or AnomalySplit."""
         data_dir = Path(data_dir)
         path = data_dir / f"{split}.npz"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: split '{split}' not found; run the prepare stage first")
-        with np.load(path, allow_pickle=False) as arrays:
-            x, y = arrays["x"], arrays["y"]
         manifest = json.loads((data_dir / "manifest.json").read_text())
-        if len(y) == 0:
+        with np.load(path, allow_pickle=False) as arrays:
+            loaded = split_from_arrays(arrays, manifest["labels"], str(path))
+        if len(loaded) == 0:
             raise ValueError(f"{path}: split '{split}' is empty")
-        return Split(x=x, y=y, labels=manifest["labels"])
+        return loaded
 
     # ---- model input ------------------------------------------------------
     @abstractmethod

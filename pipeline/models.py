@@ -1,4 +1,4 @@
-"""Build models from params and load their saved weights (pretrained encoders, fine-tuned classifiers)."""
+"""Build encoders from params and load pretrained weights (task models: pipeline/task_models.py)."""
 from __future__ import annotations
 
 import torch
@@ -6,8 +6,6 @@ import torch
 from pipeline import paths
 from pipeline.checkpoint import load_weights
 from pipeline.encoder import Encoder, build_encoder
-from pipeline.heads import Classifier
-from pipeline.io import read_json
 
 
 def fresh_encoder(modality, params) -> Encoder:
@@ -20,11 +18,3 @@ def pretrained_encoder(modality, params, method: str) -> Encoder:
     encoder = fresh_encoder(modality, params)
     load_weights(encoder, paths.pretrain_dir(modality.name, method) / "encoder.safetensors")
     return encoder.eval()
-
-
-def finetuned_classifier(modality, params, task: str, method: str) -> tuple[Classifier, dict]:
-    directory = paths.finetune_dir(task, method)
-    config = read_json(directory / "config.json")
-    model = Classifier(fresh_encoder(modality, params), len(config["labels"]))
-    load_weights(model, directory / "model.safetensors")
-    return model.eval(), config

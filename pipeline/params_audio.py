@@ -1,11 +1,11 @@
-"""`modalities.audio` in params.yaml."""
+"""An audio modality section (`kind: audio`) in params.yaml: `modalities.audio`, or any name with kind audio."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.params_base import ModalityBase, Strict
+from pipeline.params_base import AnomalyCounts, ModalityBase, Strict
 
 SPEECH_COMMANDS_KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 
@@ -37,8 +37,24 @@ class KeywordSynth(Strict):
     workers: int | None = Field(None, ge=1, le=256)  # parallel synthesiser processes (null = CPU count)
 
 
+DEFAULT_MACHINE = "mining_machinery"
+
+
 class AudioParams(ModalityBase):
-    source: Literal["embedded", "speech_commands", "esc50", "folder"] = "embedded"
+    EMBEDDED_SOURCES: ClassVar[frozenset[str]] = frozenset({"embedded", "machine_sounds"})
+    ANOMALY_SOURCES: ClassVar[frozenset[str]] = frozenset({"machine_sounds", "mimii", "dcase", "anomaly_folder"})
+
+    kind: Literal["audio"] = "audio"
+    # embedded: spoken keywords; speech_commands / esc50 / folder: labelled clips at path;
+    # anomaly data: machine_sounds (embedded: OpenTTD machine recordings with injected faults), mimii
+    # (path = MIMII root, + machine_type), dcase (path = DCASE task 2 root, + machine), anomaly_folder
+    # (path = root with train/normal/, [val/normal/], test/normal/, test/<kind>/)
+    source: Literal["embedded", "speech_commands", "esc50", "folder", "machine_sounds", "mimii", "dcase",
+                    "anomaly_folder"] = "embedded"
+    # machine_sounds: which recording (modalities.machine_sounds.MACHINES); dcase: the machine folder (e.g. fan)
+    machine: str = Field(DEFAULT_MACHINE, min_length=1)
+    machine_type: str | None = Field(None, min_length=1)  # mimii: the machine type folder (fan, pump, slider, valve)
+    anomaly: AnomalyCounts = AnomalyCounts(train=600, val=150, test_normal=150, test_anomalous=150)
     mask_ratio: float = Field(0.8, gt=0, lt=1)  # Audio-MAE's ratio
     sample_rate: int = Field(16000, ge=4000, le=96000)
     clip_seconds: float = Field(1.0, gt=0, le=30)
@@ -95,4 +111,15 @@ class AudioParams(ModalityBase):
             raise ValueError(f"esc50_val_fold and esc50_test_fold must differ (both {self.esc50_val_fold})")
         if "unknown" in self.keywords or len(set(self.keywords)) != len(self.keywords):
             raise ValueError(f"keywords must be distinct and not 'unknown', got {self.keywords}")
+        if self.source == "machine_sounds":
+            from modalities.machine_sounds import MACHINES  # imported only here: it pulls in the audio readers
+
+            if self.machine not in MACHINES:
+                raise ValueError(f"machine '{self.machine}' is not an embedded machine sound (allowed: {sorted(MACHINES)})")
+        if self.source == "dcase" and "machine" not in self.model_fields_set:
+            raise ValueError("source 'dcase' needs 'machine' (the DCASE machine folder, e.g. fan or valve)")
+        if self.source == "mimii" and not self.machine_type:
+            raise ValueError("source 'mimii' needs 'machine_type' (the MIMII machine folder: fan, pump, slider or valve)")
+        if self.source != "mimii" and self.machine_type is not None:
+            raise ValueError(f"'machine_type' is only for source 'mimii', not '{self.source}'")
         return self

@@ -1,4 +1,4 @@
-"""`modalities.text` in params.yaml."""
+"""A text modality section (`kind: text`) in params.yaml: `modalities.text`, or any name with kind text."""
 from __future__ import annotations
 
 from typing import Literal
@@ -31,6 +31,7 @@ class EmbeddedCorpus(Strict):
 
 
 class TextParams(ModalityBase):
+    kind: Literal["text"] = "text"
     source: Literal["embedded", "csv", "tsv", "jsonl", "imdb"] = "embedded"
     text_column: str = Field("text", min_length=1)  # csv/tsv header name or jsonl key (SST-2: sentence)
     label_column: str = Field("label", min_length=1)

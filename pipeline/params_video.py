@@ -1,11 +1,11 @@
-"""`modalities.video` in params.yaml."""
+"""A video modality section (`kind: video`) in params.yaml: `modalities.video`, or any name with kind video."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.params_base import ModalityBase, Strict
+from pipeline.params_base import AnomalyCounts, ModalityBase, Strict
 
 
 class VideoAugment(Strict):
@@ -36,9 +36,16 @@ class VideoAugment(Strict):
 
 
 class VideoParams(ModalityBase):
+    EMBEDDED_SOURCES: ClassVar[frozenset[str]] = frozenset({"embedded", "anomaly"})
+    ANOMALY_SOURCES: ClassVar[frozenset[str]] = frozenset({"anomaly", "anomaly_folder"})
+
+    kind: Literal["video"] = "video"
     # embedded: moving digits and camera motion over real footage, built at prepare time;
-    # folder: root/<class>/*.mp4 (or root/{train,val,test}/<class>/); ucf101: classInd.txt + split lists
-    source: Literal["embedded", "folder", "ucf101"] = "embedded"
+    # folder: root/<class>/*.mp4 (or root/{train,val,test}/<class>/); ucf101: classInd.txt + split lists;
+    # anomaly data: anomaly (embedded: digits in regular motion, and broken motion in test),
+    # anomaly_folder (path = root with train/normal/, [val/normal/], test/normal/, test/<kind>/)
+    source: Literal["embedded", "folder", "ucf101", "anomaly", "anomaly_folder"] = "embedded"
+    anomaly: AnomalyCounts = AnomalyCounts()  # source anomaly: clips per split
     ucf101_split: Literal[1, 2, 3] = 1  # which trainlist0N.txt / testlist0N.txt
     embedded_clips: int = Field(2400, ge=16, le=100_000)
     frames: int = Field(8, ge=1, le=256)  # frames per clip (T)

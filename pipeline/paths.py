@@ -1,4 +1,8 @@
-"""Where every stage reads and writes (relative to the repository root)."""
+"""Where every stage reads and writes (relative to the repository root).
+
+Per-method outputs are grouped by modality or task (models/pretrain/<modality>/<method>/,
+exports/<task>/<method>/), so one DVC stage per modality or task owns the folder of all methods.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,24 +21,25 @@ def data_dir(modality: str) -> Path:
 
 
 def pretrain_dir(modality: str, method: str) -> Path:
-    return MODELS / "pretrain" / f"{modality}-{method}"
+    return MODELS / "pretrain" / modality / method
 
 
 def finetune_dir(task: str, method: str) -> Path:
-    return MODELS / "finetune" / f"{task}-{method}"
+    return MODELS / "finetune" / task / method
 
 
 def export_dir(task: str, method: str) -> Path:
-    return EXPORTS / f"{task}-{method}"
+    return EXPORTS / task / method
 
 
-def checkpoint_dir(stage: str, name: str) -> Path:
-    return CHECKPOINTS / stage / name
+def checkpoint_dir(stage: str, group: str, method: str) -> Path:
+    return CHECKPOINTS / stage / group / method
 
 
-def metrics_file(stage: str, name: str) -> Path:
-    return METRICS / stage / f"{name}.json"
+def metrics_file(stage: str, group: str, method: str) -> Path:
+    """metrics/<stage>/<modality or task>/<method>.json"""
+    return METRICS / stage / group / f"{method}.json"
 
 
-def live_dir(stage: str, name: str) -> Path:
-    return LIVE / stage / name
+def live_dir(stage: str, group: str, method: str) -> Path:
+    return LIVE / stage / group / method

@@ -48,7 +48,7 @@ def test_pretrain_under_torchrun_with_two_cpu_processes(tmp_path):
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                     "-m", "pipeline.stages.pretrain", "--modality", "image", "--method", "simclr"],
                    cwd=tmp_path, env=env, check=True, timeout=300)
-    metrics = json.loads((tmp_path / "metrics/pretrain/image-simclr.json").read_text())
+    metrics = json.loads((tmp_path / "metrics/pretrain/image/simclr.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps"] > 0
-    assert (tmp_path / "models/pretrain/image-simclr/encoder.safetensors").is_file()
-    assert (tmp_path / "checkpoints/pretrain/image-simclr/state.json").is_file()
+    assert (tmp_path / "models/pretrain/image/simclr/encoder.safetensors").is_file()
+    assert (tmp_path / "checkpoints/pretrain/image/simclr/state.json").is_file()

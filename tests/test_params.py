@@ -34,7 +34,7 @@ def test_out_of_range_is_named():
 
 
 def test_bad_choice_lists_allowed_values():
-    with pytest.raises(ParamsError, match=r"modalities\.image\.source: .*'embedded', 'folder' or 'cifar10'"):
+    with pytest.raises(ParamsError, match=r"modalities\.image\.source: .*'embedded', 'folder', 'cifar10', 'road_scenes', 'kitti' or 'coco'"):
         parse(with_changes(modalities={"image": {"source": "imagenet"}}))
 
 
@@ -45,6 +45,27 @@ def test_cross_field_checks():
         parse(with_changes(modalities={"image": {"source": "folder"}}))
     with pytest.raises(ParamsError, match=r"tasks\.speech\.modality: 'audio' is not an enabled modality"):
         parse(with_changes(tasks={"speech": {"modality": "audio"}}))
+
+
+def test_modalities_are_named_instances_of_a_kind():
+    params = load(ROOT / "params.yaml")
+    assert isinstance(params.modalities, dict) and {n: s.kind for n, s in params.modalities.items()} == {
+        "image": "image", "video": "video", "audio": "audio", "text": "text",
+        "scenes": "image", "surveillance": "video", "machines": "audio"}
+    with pytest.raises(KeyError, match=r"modalities\.nope: not configured"):
+        params.modality("nope")
+    with pytest.raises(ParamsError, match=r"modalities\.scenes\.kind: must be one of 'image', 'video'"):
+        parse(with_changes(modalities={"scenes": {"kind": "lidar"}}))
+    with pytest.raises(ParamsError, match=r"modalities\.scenes\.patch_sise: unknown key"):
+        parse(with_changes(modalities={"image": {}, "scenes": {"kind": "image", "patch_sise": 4}}))
+
+
+def test_tasks_default_their_metric_and_sections():
+    task = parse(BASE).tasks["digits"]
+    assert task.head == "classification" and task.metric == "accuracy"
+    assert task.detection.score_threshold == 0.05 and task.anomaly.scorer == "knn"
+    with pytest.raises(ParamsError, match=r"tasks\.digits\.head: .*'classification', 'detection' or 'anomaly'"):
+        parse(with_changes(tasks={"digits": {"modality": "image", "head": "segmentation"}}))
 
 
 def test_missing_file(tmp_path):

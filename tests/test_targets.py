@@ -12,6 +12,7 @@ from devices.compat import check_model, format_results
 from devices.profile import list_profiles, load_profile
 from export.metadata import read_ir_metadata, read_metadata
 from export.targets import TARGETS_DIR, evaluate_targets, prepare_for_profile
+from pipeline.task_scoring import classification_score
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "digits"
@@ -141,7 +142,8 @@ def test_prepare_and_evaluate_shipped_profile(name, exported):
         result = check_model(profile, path)
         assert result["ok"], format_results([result])
 
-    results = evaluate_targets(export_dir, entries, exported["x"], exported["y"], exported["reference"])
+    results = evaluate_targets(export_dir, entries, exported["x"], [exported["reference"]],
+                               classification_score(exported["y"]))
     assert sorted(results) == sorted(e["path"] for e in entries)
     for entry in entries:
         r = results[entry["path"]]
@@ -212,7 +214,8 @@ def test_static_profile_without_preset(exported, tmp_path):
         input_dims, output_dims = _fixed_dims(path)
         assert input_dims == [4, 1, 28, 28] and output_dims == [[4, CLASSES]]
         assert check_model(profile, path)["ok"]
-    results = evaluate_targets(exported["dir"], entries, exported["x"], exported["y"], exported["reference"])
+    results = evaluate_targets(exported["dir"], entries, exported["x"], [exported["reference"]],
+                               classification_score(exported["y"]))
     for entry in entries:
         r = results[entry["path"]]
         assert "error" not in r, r

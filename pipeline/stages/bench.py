@@ -22,8 +22,8 @@ from devices.run import RuntimeUnavailable, measure_models, random_input
 from devices.runtimes import open_session
 from pipeline import paths
 from pipeline.io import write_json, write_text
-from pipeline.models import finetuned_classifier
 from pipeline.stages.common import start, task_modality
+from pipeline.task_models import finetuned_model
 
 DEVICE_REPORTS = Path("device_reports")
 
@@ -35,7 +35,7 @@ def eager_rows(params, profile) -> list[dict]:
     for task in params.tasks:
         _, modality = task_modality(params, task)
         for method in params.methods:
-            model, _ = finetuned_classifier(modality, params, task, method)
+            model, _ = finetuned_model(modality, params, task, method)
             spec = modality.input_spec()
             for batch in profile.batch_sizes:
                 shape = [batch, *spec["shape"][1:]]

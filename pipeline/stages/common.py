@@ -26,15 +26,24 @@ def load_params():
         sys.exit(str(exc))
 
 
-def start(description: str, *options: str, choices: dict | None = None):
-    """Parse the stage's required --options, read the params and seed: (args, params)."""
+def start(description: str, *options: str, optional: tuple[str, ...] = (), choices: dict | None = None):
+    """Parse the stage's --options (required) and `optional` ones, read the params and seed: (args, params).
+
+    Stages run every method in `methods` for one modality or task; `--method` narrows that to one."""
     ap = argparse.ArgumentParser(description=description)
-    for name in options:
-        ap.add_argument(f"--{name}", required=True, choices=(choices or {}).get(name))
+    for name in options + optional:
+        ap.add_argument(f"--{name}", required=name in options, choices=(choices or {}).get(name))
     args = ap.parse_args()
     params = load_params()
     seed_everything(params.seed)
     return args, params
+
+
+def selected_methods(args, params) -> list[str]:
+    """The methods this run covers: --method when given, else every entry of `methods`."""
+    if getattr(args, "method", None):
+        return [args.method]
+    return list(params.methods)
 
 
 def task_modality(params, task: str):

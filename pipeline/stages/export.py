@@ -1,4 +1,6 @@
-"""export: the fine-tuned classifier to ONNX (dynamic batch) and OpenVINO IR (FP32, FP16), with parity on the test split."""
+"""export: each fine-tuned task model to ONNX (dynamic batch) and OpenVINO IR (FP32, FP16), with parity and the
+task metric on the test split; then its INT8 and per-device variants (pipeline/stages/quantize.py), in the
+same process so the DVC stage imports torch, OpenVINO and optimum once per task."""
 from __future__ import annotations
 
 import shutil
@@ -8,12 +10,12 @@ import torch
 
 from export.onnx_export import export_onnx
 from export.openvino_export import export_openvino
-from export.parity import accuracy, evaluate_variant
+from export.parity import evaluate_variant
 from pipeline import paths
-from pipeline.data import model_inputs
 from pipeline.io import atomic_path, write_json
-from pipeline.models import finetuned_classifier
-from pipeline.stages.common import start, task_modality
+from pipeline.stages.common import selected_methods, start, task_modality
+from pipeline.stages.quantize import calibration_inputs, quantize
+from pipeline.task_models import finetuned_model, head_metadata, output_names, run_model, task_score
 
 
 def source_commit() -> str:
@@ -53,40 +55,57 @@ def write_assets(modality, folder, opset: int) -> list[str]:
     return names
 
 
-def main() -> None:
-    args, params = start(__doc__, "task", "method")
-    modality_name, modality = task_modality(params, args.task)
-    model, config = finetuned_classifier(modality, params, args.task, args.method)
-    x, y = model_inputs(modality, "test")
-    with torch.inference_mode():
-        reference = model(torch.from_numpy(x)).numpy()
+def export_model(params, task: str, method: str, modality, test) -> dict:
+    task_params = params.tasks[task]
+    model, config = finetuned_model(modality, params, task, method)
+    x = modality.to_input(torch.from_numpy(test.x)).numpy()
+    reference = run_model(model, x)
+    score = task_score(task_params, test, config)
     spec = modality.input_spec()
-    out = paths.export_dir(args.task, args.method)
+    out = paths.export_dir(task, method)
     assets = write_assets(modality, out / ASSETS, params.export.opset)
     metadata = {
-        "task": args.task, "head": params.tasks[args.task].head, "method": args.method, "modality": modality_name,
+        "task": task, "head": task_params.head, "method": method, "modality": modality.name,
         "labels": config["labels"], "input_name": spec["name"], "input_shape": spec["shape"],
-        "input_dtype": spec["dtype"], "preprocessing": modality.preprocessing(), "output": "logits",
+        "input_dtype": spec["dtype"], "preprocessing": modality.preprocessing(),
+        **head_metadata(task_params, model, config),
         "source_commit": source_commit(), "precision": "fp32", "assets": assets,
     }
     if "range" in spec:
         metadata["input_range"] = spec["range"]
     onnx_path = export_onnx(model, modality.example_input(2), out / "model.onnx", metadata,
-                            input_name=spec["name"], output_names=["logits"], opset=params.export.opset)
+                            input_name=spec["name"], output_names=list(output_names(model)), opset=params.export.opset)
     irs = export_openvino(onnx_path, out / "openvino", params.export.openvino_precisions)
-    variants = {"onnx-fp32": evaluate_variant(onnx_path, reference, x, y)}
-    variants.update({f"openvino-{p}": evaluate_variant(xml, reference, x, y) for p, xml in irs.items()})
-    metrics = {"task": args.task, "method": args.method, "torch_test_accuracy": accuracy(reference, y),
-               "test_samples": len(y), "variants": variants}
-    tolerance = params.export.parity_tolerance
-    metrics["onnx_parity_ok"] = variants["onnx-fp32"]["max_abs_diff"] <= tolerance
-    write_json(paths.metrics_file("export", f"{args.task}-{args.method}"), metrics)
+    variants = {"onnx-fp32": evaluate_variant(onnx_path, reference, x, score)}
+    variants.update({f"openvino-{p}": evaluate_variant(xml, reference, x, score) for p, xml in irs.items()})
+    torch_metrics = score(reference)
+    metrics = {"task": task, "method": method, "metric": task_params.metric, "torch_test_metric": torch_metrics["test_metric"],
+               "test_samples": len(test), "variants": variants}
+    if "test_accuracy" in torch_metrics:
+        metrics["torch_test_accuracy"] = torch_metrics["test_accuracy"]
+    metrics["onnx_parity_ok"] = variants["onnx-fp32"]["max_abs_diff"] <= params.export.parity_tolerance
+    write_json(paths.metrics_file("export", task, method), metrics)
     for name, v in variants.items():
-        print(f"export {args.task}-{args.method} {name}: max |diff| {v['max_abs_diff']:.2e}, "
-              f"top-1 agreement {v['top1_agreement']:.4f}, accuracy {v['test_accuracy']:.4f}")
-    if not metrics["onnx_parity_ok"]:
-        raise SystemExit(f"export {args.task}-{args.method}: ONNX output differs from PyTorch by "
-                         f"{variants['onnx-fp32']['max_abs_diff']:.2e} > export.parity_tolerance {tolerance}")
+        print(f"export {task}-{method} {name}: max |diff| {v['max_abs_diff']:.2e}, "
+              f"{task_params.metric} {v['test_metric']:.4f} (PyTorch {metrics['torch_test_metric']:.4f})")
+    return metrics
+
+
+def main() -> None:
+    args, params = start(__doc__, "task", optional=("method",))
+    modality_name, modality = task_modality(params, args.task)
+    test = modality.load_split(paths.data_dir(modality_name), "test")
+    calibration = calibration_inputs(params, modality)
+    failed = []
+    for method in selected_methods(args, params):
+        metrics = export_model(params, args.task, method, modality, test)
+        if not metrics["onnx_parity_ok"]:
+            failed.append(f"{args.task}-{method}: {metrics['variants']['onnx-fp32']['max_abs_diff']:.2e}")
+            continue
+        quantize(params, args.task, method, modality, calibration, test)
+    if failed:
+        raise SystemExit(f"export: ONNX output differs from PyTorch by more than export.parity_tolerance "
+                         f"{params.export.parity_tolerance}: " + "; ".join(failed))
 
 
 if __name__ == "__main__":

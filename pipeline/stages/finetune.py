@@ -1,67 +1,138 @@
-"""finetune: a task head on a pretrained encoder (or the random-init one), trained end to end."""
-from __future__ import annotations
+"""finetune: the task's head on each pretrained encoder (mae, simclr) and on the random-init one.
 
-import sys
+    classification  encoder + linear head, trained end to end (cross entropy)
+    detection       encoder + dense head on the patch grid, trained end to end (pipeline/detection.py)
+    anomaly         no labels to train on: the encoder (pretrained on normal data only) scores inputs
+                    by distance to the k nearest normal training embeddings; an MAE also by its
+                    reconstruction error. The threshold is set on validation normal data.
+"""
+from __future__ import annotations
 
 import numpy as np
 import torch
 from dvclive import Live
 
 from pipeline import paths
-from pipeline.checkpoint import config_hash, save_weights
+from pipeline.anomaly import KnnAnomalyModel, ReconstructionAnomalyModel, embedding_bank, fixed_masks, threshold_at_fpr
+from pipeline.checkpoint import config_hash, load_weights, save_weights
+from pipeline.detection import DetectionObjective, build_detector, pack_targets
 from pipeline.heads import Classifier, SupervisedObjective
 from pipeline.io import file_sha256, split_sha256, write_json
 from pipeline.models import pretrained_encoder
+from pipeline.objectives import build_objective
 from pipeline.runtime import setup
-from pipeline.stages.common import start, task_modality
+from pipeline.stages.common import selected_methods, start, task_modality
+from pipeline.task_models import run_model, task_score
 from pipeline.train import train
 
 
-@torch.no_grad()
-def predict_logits(model, modality, x: np.ndarray, device, batch_size: int = 512) -> np.ndarray:
-    model.eval().to(device)
-    out = [model(modality.to_input(torch.from_numpy(x[i : i + batch_size]).to(device))).float().cpu()
-           for i in range(0, len(x), batch_size)]
-    return torch.cat(out).numpy()
+# Each FIT[head](encoder, ctx) -> (deployable model, config entries its loader needs, cost figures,
+# {name: (model, config)} of other scorers to report beside it).
+
+def train_head(model, objective, y_train: np.ndarray, ctx: dict) -> dict:
+    """Train `objective` (encoder + head) end to end on the task's training split; the cost figures."""
+    task, method, modality_name = ctx["task"], ctx["method"], ctx["modality"].name
+    optim = ctx["params"].optim("finetune", modality_name)
+    rt = setup(amp=optim.amp)
+    live = Live(str(paths.live_dir("finetune", task, method)), save_dvc_exp=False, dvcyaml=None)
+    result = train(objective, torch.from_numpy(ctx["train"].x), torch.from_numpy(y_train), ctx["modality"].to_input,
+                   optim, ctx["params"].seed, rt, paths.checkpoint_dir("finetune", task, method),
+                   config_hash({**ctx["config"], "optim": optim.model_dump()}), live=live,
+                   desc=f"finetune {task}-{method}")
+    live.end()
+    return {"epochs": result.epochs, "train_seconds": result.train_seconds, "samples_per_s": result.samples_per_s}
 
 
-def main() -> None:
-    args, params = start(__doc__, "task", "method")
-    modality_name, modality = task_modality(params, args.task)
-    data_dir = paths.data_dir(modality_name)
-    train_split = modality.load_split(data_dir, "train")
-    val, test = modality.load_split(data_dir, "val"), modality.load_split(data_dir, "test")
-    if params.tasks[args.task].head != "classification":
-        sys.exit(f"tasks.{args.task}.head: only 'classification' is implemented")
-    model = Classifier(pretrained_encoder(modality, params, args.method), len(train_split.labels))
-    objective = SupervisedObjective(model, modality)
-    name = f"{args.task}-{args.method}"
-    optim = params.optim("finetune", modality_name)
-    config = {"task": args.task, "method": args.method, "modality": modality_name, "labels": train_split.labels,
-              "optim": optim.model_dump(), "encoder": params.encoder.model_dump(), "seed": params.seed,
-              "modality_params": params.modality(modality_name).model_dump(),
+def fit_classifier(encoder, ctx: dict):
+    model = Classifier(encoder, len(ctx["train"].labels))
+    cost = train_head(model, SupervisedObjective(model, ctx["modality"]), ctx["train"].y, ctx)
+    return model, {}, cost, {}
+
+
+def fit_detector(encoder, ctx: dict):
+    train_split = ctx["train"]
+    model = build_detector(encoder, ctx["modality"], len(train_split.labels))
+    cost = train_head(model, DetectionObjective(model), pack_targets(train_split.boxes, train_split.classes).numpy(), ctx)
+    return model, {}, cost, {}
+
+
+def fit_anomaly_scorer(encoder, ctx: dict):
+    """kNN scorer for every method; for MAE also the reconstruction scorer. Each gets its threshold on
+    validation normal data; the one the task's `anomaly.scorer` names (kNN for encoders without an MAE
+    decoder) is the deployable model, the others are scored for comparison."""
+    params, modality, spec = ctx["params"], ctx["modality"], ctx["task_params"].anomaly
+    x_train = modality.to_input(torch.from_numpy(ctx["train"].x))
+    scorers = {"knn": KnnAnomalyModel(encoder, embedding_bank(encoder, x_train), min(spec.knn_k, len(x_train)))}
+    if ctx["method"] == "mae":
+        mae = build_objective("mae", encoder, modality, params)
+        load_weights(mae, paths.pretrain_dir(modality.name, "mae") / "objective.safetensors")
+        scorers["reconstruction"] = ReconstructionAnomalyModel(
+            mae, fixed_masks(modality, spec.reconstruction_masks, params.seed))
+    x_val = modality.to_input(torch.from_numpy(ctx["val"].x)).numpy()
+    thresholds = {name: threshold_at_fpr(run_model(scorer, x_val)[0], spec.target_false_alarm_rate)
+                  for name, scorer in scorers.items()}
+    deployed = spec.scorer if spec.scorer in scorers else "knn"
+    config = {"scorer": deployed, "threshold": thresholds[deployed], "k": scorers["knn"].k,
+              "bank_size": len(scorers["knn"].bank), "masks": spec.reconstruction_masks}
+    alternatives = {name: (scorers[name], {**config, "threshold": thresholds[name]}) for name in scorers if name != deployed}
+    return scorers[deployed], config, {"epochs": 0, "train_seconds": 0.0}, alternatives
+
+
+FIT = {"classification": fit_classifier, "detection": fit_detector, "anomaly": fit_anomaly_scorer}
+
+
+def evaluate(model, ctx: dict, config: dict) -> dict:
+    """The task metric on test (and on val where val has labels to score: not for anomaly data, whose
+    val split is normal only); anomaly models also report their false-alarm rate on val."""
+    modality, task_params = ctx["modality"], ctx["task_params"]
+    result = {}
+    for split_name in ("val", "test"):
+        split = ctx[split_name]
+        outputs = run_model(model, modality.to_input(torch.from_numpy(split.x)).numpy())
+        if task_params.head == "anomaly" and split_name == "val":
+            result["val_false_alarm_rate"] = float((outputs[0] > config["threshold"]).mean())
+            continue
+        metrics = task_score(task_params, split, config)(outputs)
+        result.update(metrics if split_name == "test" else {"val_metric": metrics["test_metric"]})
+    return result
+
+
+def finetune(params, task: str, method: str, modality, splits: dict) -> dict:
+    task_params = params.tasks[task]
+    data_dir = paths.data_dir(modality.name)
+    encoder = pretrained_encoder(modality, params, method).train()
+    config = {"task": task, "method": method, "modality": modality.name, "head": task_params.head,
+              "labels": splits["train"].labels, "encoder": params.encoder.model_dump(), "seed": params.seed,
+              "modality_params": params.modality(modality.name).model_dump(), "task_params": task_params.model_dump(),
               # a checkpoint only resumes on the same data and the same pretrained encoder
               "train_data": split_sha256(data_dir, "train"),
-              "pretrained_encoder": file_sha256(paths.pretrain_dir(modality_name, args.method) / "encoder.safetensors")}
-    rt = setup(amp=optim.amp)
-    live = Live(str(paths.live_dir("finetune", name)), save_dvc_exp=False, dvcyaml=None)
-    result = train(objective, torch.from_numpy(train_split.x), torch.from_numpy(train_split.y), modality.to_input,
-                   optim, params.seed, rt, paths.checkpoint_dir("finetune", name), config_hash(config),
-                   live=live, desc=f"finetune {name}")
-    live.end()
-    accuracy = {s: float((predict_logits(model, modality, d.x, rt.device).argmax(1) == d.y).mean())
-                for s, d in (("val", val), ("test", test))}
-    out = paths.finetune_dir(args.task, args.method)
+              "pretrained_encoder": file_sha256(paths.pretrain_dir(modality.name, method) / "encoder.safetensors")}
+    ctx = {"params": params, "task": task, "method": method, "modality": modality, "task_params": task_params,
+           "config": config, **splits}
+    model, head_config, cost, alternatives = FIT[task_params.head](encoder, ctx)
+    config.update(head_config)
+    metrics = {"task": task, "method": method, "head": task_params.head, "metric": task_params.metric,
+               **evaluate(model, ctx, config), "test_samples": len(splits["test"]), **cost}
+    if "scorer" in head_config:
+        metrics["scorer"] = head_config["scorer"]
+    if alternatives:
+        metrics["other_scorers"] = {name: evaluate(m, ctx, c) for name, (m, c) in alternatives.items()}
+    out = paths.finetune_dir(task, method)
     out.mkdir(parents=True, exist_ok=True)
     save_weights(model, out / "model.safetensors")
     write_json(out / "config.json", config)
-    write_json(paths.metrics_file("finetune", name), {
-        "task": args.task, "method": args.method, "metric": "accuracy",
-        "val_accuracy": accuracy["val"], "test_accuracy": accuracy["test"],
-        "test_samples": len(test), "epochs": result.epochs, "train_seconds": result.train_seconds,
-        "samples_per_s": result.samples_per_s,
-    })
-    print(f"finetune {name}: val {accuracy['val']:.4f}, test {accuracy['test']:.4f}")
+    write_json(paths.metrics_file("finetune", task, method), metrics)
+    return metrics
+
+
+def main() -> None:
+    args, params = start(__doc__, "task", optional=("method",))
+    modality_name, modality = task_modality(params, args.task)
+    splits = {s: modality.load_split(paths.data_dir(modality_name), s) for s in ("train", "val", "test")}
+    for method in selected_methods(args, params):
+        metrics = finetune(params, args.task, method, modality, splits)
+        print(f"finetune {args.task}-{method}: {metrics['metric']} on test {metrics['test_metric']:.4f}"
+              + (f" (val {metrics['val_metric']:.4f})" if "val_metric" in metrics else ""))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,18 @@
-"""prepare: read a modality's source, split it, write data/<modality>/ with a manifest of hashes."""
+"""prepare: read a modality's source, split it, write data/<modality>/ with a manifest of hashes.
+
+Detection data (DetectionSplit) also records the number of boxes per split (`objects`); anomaly data
+(AnomalySplit) the number of anomalous samples (`anomalous`), and must have normal-only train and val
+splits and a test split with both normal and anomalous samples."""
 from __future__ import annotations
 
 import sys
 
 from modalities import get_modality
+from modalities.anomaly_formats import AnomalySplit, check_anomaly_splits
 from modalities.base import SPLITS
+from modalities.detection_formats import DetectionSplit
 from modalities.image_formats import CorruptFileError
+from modalities.machine_sounds import MachineSoundError
 from pipeline import paths
 from pipeline.io import atomic_path, file_sha256, write_json
 from pipeline.stages.common import start
@@ -16,11 +23,12 @@ def main() -> None:
     modality = get_modality(args.modality, params)
     try:
         prepared = modality.load_raw()
-    except (CorruptFileError, FileNotFoundError, ValueError) as exc:
+        check_anomaly_splits(prepared.splits, prepared.source)
+    except (CorruptFileError, FileNotFoundError, ValueError, MachineSoundError) as exc:
         sys.exit(f"prepare {args.modality}: {exc}")
     out = paths.data_dir(args.modality)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {"modality": args.modality, "source": prepared.source, "labels": None, "splits": {},
+    manifest = {"modality": args.modality, "kind": modality.kind, "source": prepared.source, "labels": None, "splits": {},
                 "skipped_count": len(prepared.skipped), "skipped": prepared.skipped}
     for name in SPLITS:
         split = prepared.splits[name]
@@ -35,6 +43,10 @@ def main() -> None:
         manifest["splits"][name] = {"file": target.name, "samples": len(split), "sha256": file_sha256(target),
                                     "shape": list(split.x.shape[1:]), "dtype": str(split.x.dtype),
                                     "per_class": counts}
+        if isinstance(split, DetectionSplit):
+            manifest["splits"][name]["objects"] = split.objects
+        if isinstance(split, AnomalySplit):
+            manifest["splits"][name]["anomalous"] = split.anomalous
     write_json(out / "manifest.json", manifest)
     print(f"prepare {args.modality}: " + ", ".join(f"{k} {v['samples']}" for k, v in manifest["splits"].items())
           + (f"; skipped {len(prepared.skipped)} unreadable files" if prepared.skipped else ""))

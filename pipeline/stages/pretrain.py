@@ -1,6 +1,7 @@
-"""pretrain: self-supervised training of the shared encoder with one method (mae, simclr, or random = no training).
+"""pretrain: self-supervised training of the shared encoder with each method in `methods` (mae, simclr, or
+random = no training), one after the other, for one modality.
 
-Single process: `python -m pipeline.stages.pretrain --modality image --method mae`
+Single process: `python -m pipeline.stages.pretrain --modality image [--method mae]`
 Several processes: `torchrun --nproc_per_node N -m pipeline.stages.pretrain ...`, or set
 `distributed.nproc_per_node` in params.yaml and the stage launches torchrun itself.
 """
@@ -20,7 +21,7 @@ from pipeline.io import split_sha256, write_json
 from pipeline.objectives import BETAS, OBJECTIVES, build_objective
 from pipeline.models import fresh_encoder
 from pipeline.runtime import setup, teardown
-from pipeline.stages.common import seed_everything, start
+from pipeline.stages.common import seed_everything, selected_methods, start
 from pipeline.train import train
 
 
@@ -52,10 +53,10 @@ def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict
     if objective is not None:
         data = modality.load_split(paths.data_dir(modality_name), "train")
         x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
-        live = Live(str(paths.live_dir("pretrain", name)), save_dvc_exp=False, dvcyaml=None) if rt.is_main else None
+        live = Live(str(paths.live_dir("pretrain", modality_name, method)), save_dvc_exp=False, dvcyaml=None) if rt.is_main else None
         start = time.perf_counter()
         result = train(objective, x, y, modality.to_input, optim, params.seed, rt,
-                       paths.checkpoint_dir("pretrain", name), config_hash(config), live=live,
+                       paths.checkpoint_dir("pretrain", modality_name, method), config_hash(config), live=live,
                        desc=f"pretrain {name}", betas=BETAS[method], on_epoch_end=on_epoch_end)
         if live is not None:
             live.end()
@@ -64,25 +65,26 @@ def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict
     else:
         metrics.update(epochs=0, steps=0, train_seconds=0.0, note="random initialisation, no training")
         if rt.is_main:  # nothing to resume, but the stage's checkpoint folder says why it is empty
-            write_json(paths.checkpoint_dir("pretrain", name) / "state.json", {"epoch": 0, "note": metrics["note"]})
+            write_json(paths.checkpoint_dir("pretrain", modality_name, method) / "state.json", {"epoch": 0, "note": metrics["note"]})
     if rt.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_weights(encoder, out / "encoder.safetensors")
         if objective is not None:
             save_weights(objective, out / "objective.safetensors")
         write_json(out / "config.json", config)
-        write_json(paths.metrics_file("pretrain", name), metrics)
+        write_json(paths.metrics_file("pretrain", modality_name, method), metrics)
     teardown(rt)
     return metrics
 
 
 def main() -> None:
-    args, params = start(__doc__, "modality", "method", choices={"method": sorted(OBJECTIVES)})
+    args, params = start(__doc__, "modality", optional=("method",), choices={"method": sorted(OBJECTIVES)})
     relaunch_under_torchrun(params.distributed.nproc_per_node)
-    metrics = pretrain(args.modality, args.method, params)
-    if metrics.get("steps"):
-        print(f"pretrain {args.modality}-{args.method}: loss {metrics['final_loss']:.4f}, "
-              f"{metrics['samples_per_s']:.1f} samples/s, peak {metrics['peak_memory_mb']:.0f} MB")
+    for method in selected_methods(args, params):
+        metrics = pretrain(args.modality, method, params)
+        if metrics.get("steps"):
+            print(f"pretrain {args.modality}-{method}: loss {metrics['final_loss']:.4f}, "
+                  f"{metrics['samples_per_s']:.1f} samples/s, peak {metrics['peak_memory_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
-"""probe: kNN and linear-probe accuracy of a frozen encoder (mae, simclr, or the random-init baseline)."""
+"""probe: kNN and linear-probe accuracy of each frozen encoder (mae, simclr, and the random-init baseline),
+then the MAE's reconstruction figure (pipeline/stages/reconstruct.py) when mae is among the methods.
+
+A modality whose training split holds one class (anomaly data: normal samples only) has nothing to
+classify; its metrics say so, and its encoders are scored by the anomaly task instead."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from modalities import get_modality
@@ -8,29 +13,43 @@ from pipeline import paths
 from pipeline.evaluate import extract_features, knn_accuracy, linear_probe
 from pipeline.io import write_json
 from pipeline.models import pretrained_encoder
-from pipeline.stages.common import start
+from pipeline.stages.common import selected_methods, start
+from pipeline.stages.reconstruct import write_figure
 
 
-def main() -> None:
-    args, params = start(__doc__, "modality", "method")
-    modality = get_modality(args.modality, params)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    encoder = pretrained_encoder(modality, params, args.method)
-    data_dir = paths.data_dir(args.modality)
-    splits = {s: modality.load_split(data_dir, s) for s in ("train", "val", "test")}
+def probe(modality, params, method: str, splits: dict, device: str) -> dict:
+    encoder = pretrained_encoder(modality, params, method)
     feats = {s: extract_features(encoder, modality, d.x, params.probe.batch_size, device) for s, d in splits.items()}
     ys = {s: d.y for s, d in splits.items()}
-    metrics = {
-        "modality": args.modality, "method": args.method,
+    return {
+        "modality": modality.name, "method": method,
         "knn_k": params.probe.knn_k,
         "knn_test_accuracy": knn_accuracy(feats["train"], ys["train"], feats["test"], ys["test"], params.probe.knn_k),
         **linear_probe(feats["train"], ys["train"], feats["val"], ys["val"], feats["test"], ys["test"],
                        params.probe.linear_C, params.seed),
         "test_samples": len(ys["test"]),
     }
-    write_json(paths.metrics_file("probe", f"{args.modality}-{args.method}"), metrics)
-    print(f"probe {args.modality}-{args.method}: kNN {metrics['knn_test_accuracy']:.4f}, "
-          f"linear {metrics['linear_test_accuracy']:.4f}")
+
+
+def main() -> None:
+    args, params = start(__doc__, "modality", optional=("method",))
+    modality = get_modality(args.modality, params)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    data_dir = paths.data_dir(args.modality)
+    splits = {s: modality.load_split(data_dir, s) for s in ("train", "val", "test")}
+    classes = len(np.unique(splits["train"].y))
+    for method in selected_methods(args, params):
+        if classes < 2:
+            metrics = {"modality": args.modality, "method": method,
+                       "note": "not applicable: the training split has one class (see the anomaly task)"}
+            print(f"probe {args.modality}-{method}: {metrics['note']}")
+        else:
+            metrics = probe(modality, params, method, splits, device)
+            print(f"probe {args.modality}-{method}: kNN {metrics['knn_test_accuracy']:.4f}, "
+                  f"linear {metrics['linear_test_accuracy']:.4f}")
+        write_json(paths.metrics_file("probe", args.modality, method), metrics)
+    if "mae" in params.methods and not args.method:
+        write_figure(modality, params)
 
 
 if __name__ == "__main__":
