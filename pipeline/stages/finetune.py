@@ -75,6 +75,9 @@ def fit_anomaly_scorer(encoder, ctx: dict):
     config = {"scorer": deployed, "threshold": thresholds[deployed], "k": scorers["knn"].k,
               "bank_size": len(scorers["knn"].bank), "masks": spec.reconstruction_masks}
     alternatives = {name: (scorers[name], {**config, "threshold": thresholds[name]}) for name in scorers if name != deployed}
+    # nothing to resume, but the stage's checkpoint folder says why it is empty
+    write_json(paths.checkpoint_dir("finetune", ctx["task"], ctx["method"]) / "state.json",
+               {"epoch": 0, "note": "anomaly scorers are fitted, not trained"})
     return scorers[deployed], config, {"epochs": 0, "train_seconds": 0.0}, alternatives
 
 
