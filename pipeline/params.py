@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from pipeline.params_audio import AudioParams
 from pipeline.params_base import Strict
@@ -121,7 +121,8 @@ class BenchParams(Strict):
     profiles: list[str] = ["cpu-x86"]
     # seconds per `benchmark_app` cross-check run; 0 disables the cross-check
     benchmark_app_seconds: float = Field(5.0, ge=0, le=600)
-    # override the profile's repetitions (null = the profile's own), e.g. for a quick run
+    # override the profile's batch sizes and repetitions (null = the profile's own), e.g. for a quick run
+    batch_sizes: list[PositiveInt] | None = Field(None, min_length=1)
     min_seconds: float | None = Field(None, ge=0, le=600)
     min_iterations: int | None = Field(None, ge=1, le=1_000_000)
     warmup_iterations: int | None = Field(None, ge=0, le=100_000)

@@ -74,10 +74,10 @@ def head_metadata(task_params, model: nn.Module, config: dict) -> dict:
     return anomaly_metadata(model, config["threshold"], task_params.anomaly.target_false_alarm_rate)
 
 
-def task_score(task_params, split, config: dict):
-    """The task's scorer over `split` (see pipeline.task_scoring)."""
+def task_score(task_params, split, config: dict, detail: bool = False):
+    """The task's scorer over `split` (see pipeline.task_scoring); `detail` adds per-class AP (detection)."""
     if task_params.head == "classification":
         return classification_score(split.y)
     if task_params.head == "detection":
-        return detection_score(split, task_params.detection)
+        return detection_score(split, task_params.detection, per_class=detail)
     return anomaly_score(split, task_params.anomaly, config["threshold"])

@@ -20,9 +20,10 @@ def classification_score(labels: np.ndarray) -> Score:
     return score
 
 
-def detection_score(split, detection) -> Score:
+def detection_score(split, detection, per_class: bool = False) -> Score:
     """mAP of the post-processed detections (devices.detection_post, as an app runs it) against the
-    split's boxes; `detection` is the task's params section (thresholds for evaluation)."""
+    split's boxes; `detection` is the task's params section (thresholds for evaluation). per_class
+    adds AP per class (a second pass over the detections)."""
     import torch
 
     from devices.detection_post import postprocess
@@ -35,9 +36,9 @@ def detection_score(split, detection) -> Score:
         found = postprocess(boxes, scores, score_threshold=detection.eval_score_threshold,
                             iou_threshold=detection.iou_threshold, max_detections=detection.max_detections)
         found = [{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in image.items()} for image in found]
-        result = detection_map(found, targets, split.labels)
-        return {"test_map_50": result["map_50"], "test_map_50_95": result["map_50_95"],
-                "per_class": result["per_class"], "test_metric": result["map_50"]}
+        result = detection_map(found, targets, split.labels, per_class=per_class)
+        return {"test_map_50": result["map_50"], "test_map_50_95": result["map_50_95"], "test_metric": result["map_50"],
+                **({"per_class": result["per_class"]} if per_class else {})}
 
     return score
 

@@ -83,6 +83,8 @@ def test_map_on_a_hand_made_case():
         assert result["per_class"][label] == pytest.approx({"map_50": map_50, "map_50_95": map_50_95}, abs=1e-6)
     assert result["map_50"] == pytest.approx(2.5 / 3, abs=1e-6)
     assert result["map_50_95"] == pytest.approx(1.8 / 3, abs=1e-6)
+    overall = detection_map(predictions, targets, ["a", "b", "c"], per_class=False)  # one pass, same figures
+    assert overall == pytest.approx({"map_50": 2.5 / 3, "map_50_95": 1.8 / 3}, abs=1e-6)
 
 
 # ---- KITTI and COCO readers ----------------------------------------------------------------------------

@@ -52,6 +52,14 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
     assert "metrics/bench.json" in names
     assert (tmp_path / "exports/sentiment/mae/assets/tokenizer.json").is_file()  # shipped with text models
     assert (tmp_path / "exports/keywords/mae/assets/frontend.onnx").is_file()  # audio's exported front end
+    detection = json.loads((tmp_path / "metrics/finetune/adas/mae.json").read_text())
+    assert 0 <= detection["test_map_50"] <= 1 and 0 <= detection["test_map_50_95"] <= detection["test_map_50"]
+    anomaly = json.loads((tmp_path / "metrics/finetune/machine_faults/mae.json").read_text())
+    assert anomaly["scorer"] == "reconstruction" and 0 <= anomaly["test_auroc"] <= 1
+    assert 0 <= anomaly["other_scorers"]["knn"]["test_auroc"] <= 1
+    for task in ("adas", "machine_faults"):  # the task metric on the exported FP32 and INT8 models
+        exported = json.loads((tmp_path / f"metrics/quantize/{task}/mae.json").read_text())["variants"]
+        assert 0 <= exported["onnx-int8"]["test_metric"] <= 1 and 0 <= exported["openvino-int8"]["test_metric"] <= 1
     quantize = json.loads((tmp_path / "metrics/quantize/digits/mae.json").read_text())["variants"]
     assert "targets/qualcomm-npu/model.int8.onnx" in quantize and "error" not in str(quantize)
 
@@ -67,7 +75,8 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
         assert report["status"] == "not measured here" and not report["rows"] and report["compatibility"]
     assert "cpu-x86" in (tmp_path / "reports/latency/index.md").read_text()
     summary = (tmp_path / "reports/summary.md").read_text()
-    for heading in ("Accuracy on the held-out test split", "Pretraining cost", "Export parity", "Latency per runtime"):
+    for heading in ("Every task: fine-tuned, exported FP32 and INT8", "Accuracy on the held-out test split",
+                    "Object detection", "Anomaly detection", "Pretraining cost", "Export parity", "Latency per runtime"):
         assert heading in summary
     for task in params["tasks"]:
         assert f"| {task} |" in summary

@@ -95,7 +95,7 @@ def evaluate(model, ctx: dict, config: dict) -> dict:
         if task_params.head == "anomaly" and split_name == "val":
             result["val_false_alarm_rate"] = float((outputs[0] > config["threshold"]).mean())
             continue
-        metrics = task_score(task_params, split, config)(outputs)
+        metrics = task_score(task_params, split, config, detail=split_name == "test")(outputs)
         result.update(metrics if split_name == "test" else {"val_metric": metrics["test_metric"]})
     return result
 
