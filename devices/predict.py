@@ -1,4 +1,4 @@
-"""Run an exported classifier on raw inputs, the way an app would: no torch, metadata-driven.
+"""Run an exported model on raw inputs, the way an app would: no torch, metadata-driven.
 
     python -m devices.predict exports/digits/mae/model.onnx digit.png [more.png ...] [--top-k 3] [--json]
 
@@ -11,7 +11,10 @@
 The model's metadata (written by the exporter) says what it takes and what its classes are:
 "modality" picks the preprocessing (devices/preprocess.py registry), "preprocessing" /
 "input_shape" / "input_dtype" say how, "labels" names the classes, "output" says whether the
-model returns logits (softmax is applied) or probabilities.
+model returns logits (softmax is applied) or probabilities. "task_kind" says what the outputs are:
+a classifier's logits (the default), a detector's boxes and scores (post-processed with the
+metadata's "postprocess" thresholds: [{"label", "index", "score", "box": [x0, y0, x1, y1]}, ...] per
+input), or an anomaly score (compared with the metadata's "threshold": {"score", "anomalous"}).
 """
 from __future__ import annotations
 
@@ -117,20 +120,24 @@ class Predictor:
 
     # --- running ----------------------------------------------------------------------------------
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """The model's raw output for a model-ready batch (chunked to a fixed batch size if it has one)."""
+    def outputs(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every output of the model for a model-ready batch (chunked to a fixed batch size if it has one)."""
         x = np.ascontiguousarray(self.check_array(x))
         fixed = self.spec.shape[0] if self.spec.shape else None
         if fixed is None or fixed == len(x):
-            return np.asarray(self.session.run(x))
-        outs = []
+            return [np.asarray(o) for o in self.session.run_all(x)]
+        parts = []
         for start in range(0, len(x), fixed):
             chunk = x[start:start + fixed]
             pad = fixed - len(chunk)
             if pad:  # the last chunk of a fixed-batch model: pad, then drop the padded rows
                 chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
-            outs.append(np.asarray(self.session.run(np.ascontiguousarray(chunk)))[: fixed - pad])
-        return np.concatenate(outs, axis=0)
+            parts.append([np.asarray(o)[: fixed - pad] for o in self.session.run_all(np.ascontiguousarray(chunk))])
+        return [np.concatenate(p, axis=0) for p in zip(*parts)]
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """The model's first output (a classifier's logits) for a model-ready batch."""
+        return self.outputs(x)[0]
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         out = self.logits(x).astype(np.float64)
@@ -151,6 +158,11 @@ class Predictor:
         if not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
         x, names = self._gather(inputs)
+        kind = self.metadata.get("task_kind", "classification")
+        if kind == "detection":
+            return self._detections(x, names)
+        if kind == "anomaly":
+            return self._anomaly_scores(x, names)
         probs = self.probabilities(x)
         classes = probs.shape[1]
         if self.labels is not None and len(self.labels) != classes:
@@ -162,6 +174,27 @@ class Predictor:
             top = [{"label": labels[int(i)], "index": int(i), "score": float(row[i])} for i in order]
             results.append({"input": name, **top[0], "top_k": top})
         return results
+
+    def _label(self, index: int) -> str:
+        return self.labels[index] if self.labels and index < len(self.labels) else str(index)
+
+    def _detections(self, x: np.ndarray, names: list[str]) -> list[dict]:
+        from devices.detection_post import postprocess
+
+        boxes, scores = self.outputs(x)[:2]
+        found = postprocess(boxes, scores, **self.metadata.get("postprocess", {}))
+        return [{"input": name, "detections": [
+                    {"label": self._label(int(c)), "index": int(c), "score": float(s), "box": [float(v) for v in b]}
+                    for b, s, c in zip(image["boxes"], image["scores"], image["labels"])]}
+                for name, image in zip(names, found)]
+
+    def _anomaly_scores(self, x: np.ndarray, names: list[str]) -> list[dict]:
+        if "threshold" not in self.metadata:
+            raise ValueError(f"{self.path}: an anomaly model's metadata needs 'threshold'")
+        threshold = float(self.metadata["threshold"])
+        scores = self.outputs(x)[0].reshape(len(x), -1)[:, 0]
+        return [{"input": name, "score": float(s), "threshold": threshold, "anomalous": bool(s > threshold)}
+                for name, s in zip(names, scores)]
 
 
 # --- command line -----------------------------------------------------------------------------------
@@ -179,6 +212,15 @@ def _load_input(text: str):
 def format_results(results: Iterable[dict]) -> str:
     lines = []
     for r in results:
+        if "detections" in r:
+            found = ", ".join(f"{d['label']} {d['score']:.2f} [{', '.join(f'{v:.0f}' for v in d['box'])}]"
+                              for d in r["detections"])
+            lines.append(f"{r['input']}: {len(r['detections'])} detections{': ' + found if found else ''}")
+            continue
+        if "anomalous" in r:
+            verdict = "ANOMALOUS" if r["anomalous"] else "normal"
+            lines.append(f"{r['input']}: {verdict} (score {r['score']:.4f}, threshold {r['threshold']:.4f})")
+            continue
         others = ", ".join(f"{t['label']} {t['score']:.3f}" for t in r["top_k"])
         lines.append(f"{r['input']}: {r['label']} ({r['score']:.3f})  top-{len(r['top_k'])}: {others}")
     return "\n".join(lines)
@@ -187,7 +229,7 @@ def format_results(results: Iterable[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devices.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="exported model: .onnx (onnxruntime) or OpenVINO .xml")
-    parser.add_argument("inputs", nargs="+", help="image files (or .npy model-ready arrays)")
+    parser.add_argument("inputs", nargs="+", help="images, clips, sound files, texts (or .npy model-ready arrays)")
     parser.add_argument("--top-k", type=int, default=3, help="how many classes to list per input (default 3)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--provider", default=None, help="onnxruntime execution provider (default: CPU)")

@@ -134,7 +134,9 @@ def exported(video_setup, trained_mae, tmp_path_factory):
     out = {}
     for name, model in models.items():
         reference = anomaly_scores(model, x)
-        metadata = anomaly_metadata(model, float(np.median(reference)), 0.1)
+        spec = modality.input_spec()
+        metadata = {"modality": "video", "input_name": spec["name"], "input_shape": spec["shape"],
+                    "input_dtype": spec["dtype"], **anomaly_metadata(model, float(np.median(reference)), 0.1)}
         path = export_onnx(model, x[:2], folder / f"{name}.onnx", metadata, modality.input_spec()["name"],
                            model.output_names, opset=17)
         out[name] = (path, reference)
@@ -302,3 +304,16 @@ def test_video_anomaly_folder_reader_and_clips_without_frames(tmp_path):
     (tmp_path / "train" / "freeze").mkdir()
     with pytest.raises(ValueError, match="normal only.*freeze"):
         read_anomaly_folder(tmp_path, modality, "error", [], 0.5, 0)
+
+
+def test_app_predictor_flags_scores_above_the_exported_threshold(exported):
+    from devices.predict import Predictor, format_results
+
+    models, x = exported
+    path, reference = models["knn"]
+    results = Predictor(path).predict(x)
+    threshold = float(np.median(reference))
+    assert [r["score"] for r in results] == pytest.approx(reference.tolist(), abs=1e-4)
+    assert [r["anomalous"] for r in results] == (reference > threshold).tolist()
+    assert all(r["threshold"] == pytest.approx(threshold) for r in results)
+    assert "threshold" in format_results(results[:1])

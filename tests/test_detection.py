@@ -254,8 +254,11 @@ def exported(scenes, tmp_path_factory):
     detector.eval()
     x = modality.to_input(torch.from_numpy(scenes.images[:6]))
     path = tmp_path_factory.mktemp("det") / "model.onnx"
-    metadata = {"labels": scenes.labels, **postprocess_metadata(0.05, 0.5, 100)}
-    export_onnx(detector, x[:2], path, metadata, modality.input_spec()["name"], OUTPUT_NAMES, opset=17)
+    spec = modality.input_spec()
+    metadata = {"labels": scenes.labels, "modality": "image", "input_name": spec["name"], "input_shape": spec["shape"],
+                "input_dtype": spec["dtype"], "preprocessing": modality.preprocessing(),
+                **postprocess_metadata(0.05, 0.5, 100)}
+    export_onnx(detector, x[:2], path, metadata, spec["name"], OUTPUT_NAMES, opset=17)
     with torch.no_grad():
         reference = detector(x)
     return path, x.numpy(), reference
@@ -295,3 +298,17 @@ def test_exported_detector_gives_pytorchs_boxes_in_onnxruntime_and_openvino(expo
     for got_boxes, got_scores in ((ort_boxes, ort_scores), (ov_boxes, ov_scores)):
         assert np.allclose(got_boxes, boxes.numpy(), atol=1e-3) and np.allclose(got_scores, scores.numpy(), atol=1e-4)
         _assert_same_detections(detection_post.postprocess(got_boxes, got_scores, **metadata["postprocess"]), expected)
+
+
+def test_app_predictor_returns_pytorchs_detections(exported):
+    from devices.predict import Predictor, format_results
+
+    path, x, (boxes, scores) = exported
+    expected = postprocess(boxes, scores, 0.05, 0.5, 100)  # the thresholds stored in the metadata
+    results = Predictor(path).predict(x)
+    assert len(results) == len(x) and sum(len(r["detections"]) for r in results) > 0
+    for got, want in zip(results, expected):
+        assert [d["index"] for d in got["detections"]] == want["labels"].tolist()
+        assert np.allclose([d["box"] for d in got["detections"]], want["boxes"].numpy().reshape(-1, 4), atol=1e-3)
+        assert np.allclose([d["score"] for d in got["detections"]], want["scores"].numpy(), atol=1e-4)
+    assert "detections" in format_results(results[:1])
