@@ -45,6 +45,8 @@ class DetectionHead(nn.Module):
 class Detector(nn.Module):
     """Deployable: image (B, C, H, W) in [0, 1] -> (boxes (B, N, 4) xyxy pixels, scores (B, N, classes))."""
 
+    output_names = OUTPUT_NAMES
+
     def __init__(self, encoder: Encoder, num_classes: int, grid_size: int, stride: float):
         super().__init__()
         self.encoder = encoder

@@ -25,6 +25,8 @@ class ClassificationHead(nn.Module):
 class Classifier(nn.Module):
     """Deployable: model input -> logits. No masking, no training-only parts."""
 
+    output_names = ("logits",)
+
     def __init__(self, encoder: Encoder, num_classes: int):
         super().__init__()
         self.encoder = encoder

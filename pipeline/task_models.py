@@ -15,7 +15,6 @@ from torch import nn
 from pipeline import paths
 from pipeline.anomaly import KnnAnomalyModel, ReconstructionAnomalyModel, anomaly_metadata, fixed_masks
 from pipeline.checkpoint import load_weights
-from pipeline.detection import OUTPUT_NAMES as DETECTION_OUTPUTS
 from pipeline.detection import build_detector, postprocess_metadata
 from pipeline.heads import Classifier
 from pipeline.io import read_json
@@ -43,14 +42,6 @@ def finetuned_model(modality, params, task: str, method: str) -> tuple[nn.Module
     model = build_task_model(modality, params, params.tasks[task].head, config)
     load_weights(model, directory / "model.safetensors")
     return model.eval(), config
-
-
-def output_names(model: nn.Module) -> tuple[str, ...]:
-    if isinstance(model, Classifier):
-        return ("logits",)
-    if hasattr(model, "output_names"):
-        return tuple(model.output_names)
-    return DETECTION_OUTPUTS
 
 
 @torch.no_grad()

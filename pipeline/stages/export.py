@@ -15,7 +15,7 @@ from pipeline import paths
 from pipeline.io import atomic_path, write_json
 from pipeline.stages.common import selected_methods, start, task_modality
 from pipeline.stages.quantize import calibration_inputs, quantize
-from pipeline.task_models import finetuned_model, head_metadata, output_names, run_model, task_score
+from pipeline.task_models import finetuned_model, head_metadata, run_model, task_score
 
 
 def source_commit() -> str:
@@ -74,7 +74,7 @@ def export_model(params, task: str, method: str, modality, test) -> dict:
     if "range" in spec:
         metadata["input_range"] = spec["range"]
     onnx_path = export_onnx(model, modality.example_input(2), out / "model.onnx", metadata,
-                            input_name=spec["name"], output_names=list(output_names(model)), opset=params.export.opset)
+                            input_name=spec["name"], output_names=list(model.output_names), opset=params.export.opset)
     irs = export_openvino(onnx_path, out / "openvino", params.export.openvino_precisions)
     variants = {"onnx-fp32": evaluate_variant(onnx_path, reference, x, score)}
     variants.update({f"openvino-{p}": evaluate_variant(xml, reference, x, score) for p, xml in irs.items()})

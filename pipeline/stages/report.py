@@ -136,15 +136,19 @@ def tasks_section(params) -> list[str]:
                       "ORT FP32 ms", "ORT INT8 ms"], rows))
 
 
+def _finetuned(params, head: str):
+    """(task, method, fine-tune metrics or {}) for every task with this head and every method."""
+    for task, spec in params.tasks.items():
+        if spec.head == head:
+            for method in params.methods:
+                yield task, method, _load("finetune", task, method) or {}
+
+
 def detection_section(params) -> list[str]:
     rows = []
-    for task, spec in params.tasks.items():
-        if spec.head != "detection":
-            continue
-        for method in params.methods:
-            ft = _load("finetune", task, method) or {}
-            per_class = ", ".join(f"{label} {_num(v.get('map_50'), '.2f')}" for label, v in ft.get("per_class", {}).items())
-            rows.append([task, method, _num(ft.get("test_map_50")), _num(ft.get("test_map_50_95")), per_class])
+    for task, method, ft in _finetuned(params, "detection"):
+        per_class = ", ".join(f"{label} {_num(v.get('map_50'), '.2f')}" for label, v in ft.get("per_class", {}).items())
+        rows.append([task, method, _num(ft.get("test_map_50")), _num(ft.get("test_map_50_95")), per_class])
     if not rows:
         return []
     return (["## Object detection (COCO-style mAP, test split, PyTorch)", ""]
@@ -153,16 +157,12 @@ def detection_section(params) -> list[str]:
 
 def anomaly_section(params) -> list[str]:
     rows = []
-    for task, spec in params.tasks.items():
-        if spec.head != "anomaly":
-            continue
-        for method in params.methods:
-            ft = _load("finetune", task, method) or {}
-            other = ", ".join(f"{name}: AUROC {_num(o.get('test_auroc'))}" for name, o in ft.get("other_scorers", {}).items())
-            kinds = ", ".join(f"{kind} {_num(v.get('auroc'), '.2f')}" for kind, v in ft.get("per_kind", {}).items())
-            rows.append([task, method, ft.get("scorer", "n/a"), _num(ft.get("test_auroc")), _num(ft.get("test_pauc")),
-                         _pct(ft.get("val_false_alarm_rate")), _pct(ft.get("test_false_alarm_rate")),
-                         _pct(ft.get("test_detection_rate")), other or "-", kinds])
+    for task, method, ft in _finetuned(params, "anomaly"):
+        other = ", ".join(f"{name}: AUROC {_num(o.get('test_auroc'))}" for name, o in ft.get("other_scorers", {}).items())
+        kinds = ", ".join(f"{kind} {_num(v.get('auroc'), '.2f')}" for kind, v in ft.get("per_kind", {}).items())
+        rows.append([task, method, ft.get("scorer", "n/a"), _num(ft.get("test_auroc")), _num(ft.get("test_pauc")),
+                     _pct(ft.get("val_false_alarm_rate")), _pct(ft.get("test_false_alarm_rate")),
+                     _pct(ft.get("test_detection_rate")), other or "-", kinds])
     if not rows:
         return []
     return (["## Anomaly detection (test split: normal and anomalous samples)", "",
