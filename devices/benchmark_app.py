@@ -77,6 +77,8 @@ def benchmark_app_command(
     shape_text = "[" + ",".join(str(d) for d in shape) + "]"
     whole_seconds = max(1, math.ceil(seconds))  # benchmark_app's -t takes a positive integer
     cmd = [tool, "-m", str(model_xml), "-d", device, "-hint", "latency", "-t", str(whole_seconds)]
+    if device == "CPU":
+        cmd += ["-infer_precision", "f32"]  # as devices.runtimes.open_session runs it (no silent bf16)
     cmd += ["-data_shape", shape_text, "-inference_only"] if dynamic else ["-shape", shape_text]
     if threads:
         cmd += ["-nthreads", str(threads)]

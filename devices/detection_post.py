@@ -14,34 +14,30 @@ from __future__ import annotations
 import numpy as np
 
 
-def box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy box (4,) with each of others (K, 4)."""
-    iw = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
-    ih = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of each xyxy box in a (K, 4) with each in b (M, 4): (K, M)."""
+    a, b = a[:, None, :], b[None, :, :]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
     inter = iw * ih
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    other_areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / np.maximum(area + other_areas - inter, np.finfo(np.float32).tiny)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy NMS: indices of kept boxes, best score first; a box is dropped when its IoU with a kept
-    one is above iou_threshold."""
-    order = np.argsort(-scores, kind="stable")
-    kept = []
-    while order.size:
-        best, order = order[0], order[1:]
-        kept.append(best)
-        order = order[box_iou(boxes[best], boxes[order]) <= iou_threshold]
-    return np.asarray(kept, dtype=np.int64)
+    areas = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / np.maximum(areas - inter, np.finfo(np.float32).tiny)
 
 
 def class_aware_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """NMS within each class only (boxes of different classes never suppress each other), best first."""
-    kept = [np.flatnonzero(classes == c)[nms(boxes[classes == c], scores[classes == c], iou_threshold)]
-            for c in np.unique(classes)]
-    kept = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
-    return kept[np.argsort(-scores[kept], kind="stable")]
+    """Greedy NMS within each class (boxes of different classes never suppress each other): indices of the
+    kept boxes, best score first (ties in index order). A box is dropped when its IoU with a kept box of its
+    class is above iou_threshold."""
+    order = np.argsort(-scores, kind="stable")
+    ranked_classes = classes[order]
+    suppresses = (pairwise_iou(boxes[order], boxes[order]) > iou_threshold) & (ranked_classes[:, None] == ranked_classes)
+    dropped = np.zeros(len(order), dtype=bool)
+    kept = []
+    for rank in range(len(order)):
+        if not dropped[rank]:
+            kept.append(rank)
+            dropped |= suppresses[rank]
+    return order[np.asarray(kept, dtype=np.int64)]
 
 
 def postprocess(boxes: np.ndarray, scores: np.ndarray, score_threshold: float = 0.05, iou_threshold: float = 0.5,

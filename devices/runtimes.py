@@ -197,8 +197,13 @@ def open_session(
     if path.suffix == ".onnx":
         return OnnxRuntimeSession(path, providers=[provider] if provider else None, threads=threads)
     if path.suffix == ".xml":
+        device = device or "CPU"
         config = {"PERFORMANCE_HINT": "LATENCY"}
+        if device == "CPU":
+            # OpenVINO runs FP32 layers in bf16 on CPUs with AVX512-BF16 or AMX unless told otherwise: an FP32
+            # (or INT8's float parts) model then answers differently from host to host (logits off by ~0.05)
+            config["INFERENCE_PRECISION_HINT"] = "f32"
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        return OpenVinoSession(path, device=device or "CPU", config=config)
+        return OpenVinoSession(path, device=device, config=config)
     raise ValueError(f"{path}: unknown model format '{path.suffix}' (expected .onnx or .xml)")

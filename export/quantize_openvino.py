@@ -20,7 +20,9 @@ def quantize_openvino_int8(model_xml: str | Path, out_dir: str | Path, calibrati
     transformer: use NNCF's transformer scheme (SmoothQuant, attention-aware placement);
     None detects it from the graph (attention: a fused ScaledDotProductAttention, which
     OpenVINO's ONNX frontend makes of MatMul-Softmax-MatMul, or a MatMul of two activations).
-    The rt_info metadata is kept, with "precision": "int8" and "quantizer" added.
+    preset: an nncf.QuantizationPreset by name; None takes NNCF's default for the model type.
+    The rt_info metadata is kept, with "precision": "int8", "quantizer" and, for a named preset,
+    "preset" ("nncf-<preset>", as device profiles name it) added.
     """
     import nncf
 
@@ -47,7 +49,8 @@ def quantize_openvino_int8(model_xml: str | Path, out_dir: str | Path, calibrati
         model_type=nncf.ModelType.TRANSFORMER if transformer else None,
         preset=None if preset is None else nncf.QuantizationPreset[preset.upper()],
     )
-    set_ir_metadata(quantized, {**metadata, "precision": "int8", "quantizer": QUANTIZER})
+    added = {"precision": "int8", "quantizer": QUANTIZER, **({"preset": f"nncf-{preset}"} if preset else {})}
+    set_ir_metadata(quantized, {**metadata, **added})
     # The remaining float constants (biases, norms) stay FP32.
     return save_ir(quantized, Path(out_dir) / "model.xml", compress_to_fp16=False)
 

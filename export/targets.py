@@ -29,7 +29,9 @@ How each quantization preset is applied (``devices/profile.py`` QUANTIZATION_PRE
     activations and weights, every op quantized as the HTP needs) on the static-shape model.
     Per-tensor weights: QNN takes per-channel weights only as signed symmetric int8.
   * nncf-performance / nncf-mixed: NNCF post-training quantization with that QuantizationPreset
-    (export/quantize_openvino.py), on the static IR for a static profile.
+    (export/quantize_openvino.py), on the static IR for a static profile. When the standard
+    openvino-int8 was quantized with the same preset, it is reused (reshaped for a static profile)
+    instead: NNCF's statistics do not depend on the batch size.
 A profile without a preset that needs static shapes gets the project's default INT8 quantizers run
 on its static models.
 
@@ -390,14 +392,24 @@ def _openvino_variant(plan: dict, ir_source: Path, dst: Path, shape, calibration
 
     from export.quantize_openvino import QUANTIZER, quantize_openvino_int8
 
+    standard_int8 = ir_source.parents[2] / IR_FILES["int8"]  # export_dir/openvino-int8/model.xml
+    if plan["preset"] and standard_int8.is_file() and get_ir_metadata(read_ir(standard_int8)).get("preset") == plan["preset"]:
+        # the standard INT8 was quantized with this preset: the same model, only its input fixed
+        quantized = read_ir(standard_int8)
+        if shape is not None:
+            quantized.reshape({quantized.inputs[0]: ov.PartialShape(list(shape))})
+        set_ir_metadata(quantized, common)
+        save_ir(quantized, dst, compress_to_fp16=False)
+        return ", ".join([f"{IR_FILES['int8']} (NNCF, preset {plan['preset']})", *how]), QUANTIZER
+
     fp32 = ir_source
     if shape is not None:  # NNCF quantizes the static model the device compiles
         fp32 = save_ir(model, tmp / "static-fp32" / "model.xml", compress_to_fp16=False)
     nncf_preset = NNCF_PRESETS.get(plan["preset"] or "")
     quantize_openvino_int8(fp32, dst.parent, calibration, preset=nncf_preset)
-    # quantize_openvino_int8 keeps the source metadata and sets precision and quantizer; add the target's.
+    # quantize_openvino_int8 keeps the source metadata and sets precision, quantizer and preset; add the target's.
     quantized = read_ir(dst)
-    set_ir_metadata(quantized, {**common, **({"preset": plan["preset"]} if plan["preset"] else {})})
+    set_ir_metadata(quantized, common)
     save_ir(quantized, dst, compress_to_fp16=False)
     how.append(f"NNCF post-training quantization (export.quantize_openvino), preset "
                f"{(nncf_preset or 'default for the model type').upper()}")

@@ -1,4 +1,6 @@
-"""COCO-style mean average precision, computed by torchmetrics' MeanAveragePrecision (pycocotools backend).
+"""COCO-style mean average precision, computed by torchmetrics' MeanAveragePrecision with its faster_coco_eval
+backend: the same figures as the pycocotools backend (tests/test_detection.py checks it), in about a sixth of
+the time, which counts when every exported variant of a detector is scored.
 
 mAP@[.5:.95] averages over IoU thresholds 0.5, 0.55, ..., 0.95; mAP@0.5 uses 0.5 only. Both are
 101-point interpolated, per class and overall (the mean over classes that have ground truth).
@@ -18,11 +20,14 @@ def ground_truth(boxes, classes) -> list[dict[str, torch.Tensor]]:
     return [{"boxes": b[k], "labels": c[k]} for b, c, k in zip(boxes, classes, keep)]
 
 
+BACKEND = "faster_coco_eval"
+
+
 def _mean_average_precision(iou_thresholds: list[float] | None, class_metrics: bool = True):
     from torchmetrics.detection import MeanAveragePrecision
 
     return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", iou_thresholds=iou_thresholds,
-                                class_metrics=class_metrics, backend="pycocotools")
+                                class_metrics=class_metrics, backend=BACKEND)
 
 
 def _update(metric, predictions, targets):

@@ -110,11 +110,15 @@ class ExportParams(Strict):
     opset: int = Field(17, ge=13, le=21)
     openvino_precisions: list[Literal["fp32", "fp16"]] = ["fp32", "fp16"]
     parity_tolerance: float = Field(1e-3, gt=0, le=1)
+    # methods exported at once, each in its own process (export and quantization are mostly single-threaded)
+    workers: int = Field(2, ge=1, le=64)
 
 
 class QuantizeParams(Strict):
     calibration_samples: int = Field(256, ge=8, le=100000)
     per_channel: bool = True
+    # NNCF preset of the OpenVINO INT8 (symmetric activations, as NPUs take them); null = NNCF's default
+    nncf_preset: Literal["performance", "mixed"] | None = "performance"
 
 
 class BenchParams(Strict):

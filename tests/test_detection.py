@@ -14,9 +14,10 @@ from modalities.image_formats import CorruptFileError
 from pipeline import boxes as box_ops
 from pipeline.detection import (OUTPUT_NAMES, DetectionObjective, build_detector, pack_targets, postprocess,
                                 postprocess_metadata)
+from pipeline import detection_metrics
 from pipeline.detection_metrics import detection_map
 
-T = torch.tensor
+T = torch.as_tensor
 IMAGE_SIZE, PATCH = 64, 8
 
 
@@ -44,7 +45,7 @@ def _brute_force_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
     """Keep a box unless a better-scored kept box of its class overlaps it by more than iou."""
     kept = []
     for i in sorted(range(len(scores)), key=lambda i: -scores[i]):
-        ious = [detection_post.box_iou(boxes[k], boxes[i:i + 1])[0] for k in kept if classes[k] == classes[i]]
+        ious = [detection_post.pairwise_iou(boxes[k:k + 1], boxes[i:i + 1])[0, 0] for k in kept if classes[k] == classes[i]]
         if all(v <= iou for v in ious):
             kept.append(i)
     return kept
@@ -85,6 +86,26 @@ def test_map_on_a_hand_made_case():
     assert result["map_50_95"] == pytest.approx(1.8 / 3, abs=1e-6)
     overall = detection_map(predictions, targets, ["a", "b", "c"], per_class=False)  # one pass, same figures
     assert overall == pytest.approx({"map_50": 2.5 / 3, "map_50_95": 1.8 / 3}, abs=1e-6)
+
+
+def test_map_backend_gives_the_pycocotools_figures(monkeypatch):
+    rng = np.random.default_rng(1)
+    targets, predictions = [], []
+    for _ in range(20):
+        gt = rng.uniform(0, 40, (3, 2))
+        targets.append({"boxes": T(np.hstack([gt, gt + rng.uniform(5, 20, (3, 2))])), "labels": T(rng.integers(0, 3, 3))})
+        found = rng.uniform(0, 40, (6, 2))
+        boxes = np.vstack([targets[-1]["boxes"].numpy() + rng.normal(0, 2, (3, 4)), np.hstack([found[:3], found[:3] + 10])])
+        labels = np.concatenate([targets[-1]["labels"].numpy(), rng.integers(0, 3, 3)])  # 3 near hits, 3 misses
+        predictions.append({"boxes": T(boxes), "scores": T(rng.uniform(0, 1, 6)), "labels": T(labels)})
+    fast = detection_map(predictions, targets, ["a", "b", "c"])
+    monkeypatch.setattr(detection_metrics, "BACKEND", "pycocotools")
+    reference = detection_map(predictions, targets, ["a", "b", "c"])
+    assert 0.05 < reference["map_50"] < 0.95  # a case where the ranking matters
+    assert fast["per_class"].keys() == reference["per_class"].keys()
+    for label, figures in reference["per_class"].items():
+        assert fast["per_class"][label] == pytest.approx(figures, abs=1e-6)
+    assert {k: fast[k] for k in ("map_50", "map_50_95")} == pytest.approx({k: reference[k] for k in ("map_50", "map_50_95")}, abs=1e-6)
 
 
 # ---- KITTI and COCO readers ----------------------------------------------------------------------------
@@ -281,20 +302,19 @@ def test_numpy_postprocessing_matches_torch(exported):
                                 torch_results)
 
 
-def test_exported_detector_gives_pytorchs_boxes_in_onnxruntime_and_openvino(exported):
+def test_exported_detector_gives_pytorchs_boxes_in_onnxruntime_and_openvino(exported, tmp_path):
     import onnxruntime as ort
-    import openvino as ov
 
+    from devices.runtimes import open_session
     from export.metadata import read_metadata
+    from export.openvino_export import export_openvino
 
     path, x, (boxes, scores) = exported
     metadata = read_metadata(path)
     expected = postprocess(boxes, scores, **metadata["postprocess"])
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     ort_boxes, ort_scores = session.run(list(OUTPUT_NAMES), {"image": x})
-    compiled = ov.Core().compile_model(ov.convert_model(str(path)), "CPU")
-    ov_out = compiled(x)
-    ov_boxes, ov_scores = ov_out[compiled.output("boxes")], ov_out[compiled.output("scores")]
+    ov_boxes, ov_scores = open_session(export_openvino(path, tmp_path, ["fp32"])["fp32"]).run_all(x)  # f32 on any CPU
     for got_boxes, got_scores in ((ort_boxes, ort_scores), (ov_boxes, ov_scores)):
         assert np.allclose(got_boxes, boxes.numpy(), atol=1e-3) and np.allclose(got_scores, scores.numpy(), atol=1e-4)
         _assert_same_detections(detection_post.postprocess(got_boxes, got_scores, **metadata["postprocess"]), expected)

@@ -390,7 +390,8 @@ def test_parse_benchmark_output():
 
 def test_benchmark_app_command_for_dynamic_batch():
     cmd = bapp.benchmark_app_command("benchmark_app", "m.xml", [32, 1, 28, 28], seconds=5)
-    assert cmd == ["benchmark_app", "-m", "m.xml", "-d", "CPU", "-hint", "latency", "-t", "5", "-shape", "[32,1,28,28]"]
+    assert cmd == ["benchmark_app", "-m", "m.xml", "-d", "CPU", "-hint", "latency", "-t", "5", "-infer_precision", "f32",
+                   "-shape", "[32,1,28,28]"]
     cmd = bapp.benchmark_app_command("benchmark_app", "m.xml", [1, 4], seconds=0.2, dynamic=True, threads=2)
     assert cmd[cmd.index("-t") + 1] == "1"  # benchmark_app takes whole seconds >= 1
     assert cmd[-5:] == ["-data_shape", "[1,4]", "-inference_only", "-nthreads", "2"]

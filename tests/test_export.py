@@ -7,7 +7,7 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from devices.runtimes import OpenVinoSession, open_session
+from devices.runtimes import open_session
 from export.metadata import read_ir_metadata, read_metadata, write_metadata
 from export.onnx_export import export_onnx
 from export.openvino_export import export_openvino
@@ -133,14 +133,9 @@ def test_broken_onnx_gives_clear_error(onnx_path, tmp_path, content):
 
 # ---- OpenVINO -----------------------------------------------------------------
 
-def _f32_session(xml):
-    # Pin f32 compute: on CPUs with bf16/AMX OpenVINO's default inference precision is bf16.
-    return OpenVinoSession(xml, config={"INFERENCE_PRECISION_HINT": "f32"})
-
-
 def test_openvino_fp32_parity_and_dynamic_batch(ir_paths, eval_x, reference):
     assert set(ir_paths) == {"fp32", "fp16"}
-    session = _f32_session(ir_paths["fp32"])
+    session = open_session(ir_paths["fp32"])
     for batch in (1, 7):
         assert session.run(eval_x[:batch]).shape == (batch, CLASSES)
     stats = compare_outputs(reference, session.predict(eval_x, batch_size=64))
@@ -149,7 +144,7 @@ def test_openvino_fp32_parity_and_dynamic_batch(ir_paths, eval_x, reference):
 
 
 def test_openvino_fp16_close(ir_paths, eval_x, reference):
-    stats = compare_outputs(reference, _f32_session(ir_paths["fp16"]).predict(eval_x, batch_size=64))
+    stats = compare_outputs(reference, open_session(ir_paths["fp16"]).predict(eval_x, batch_size=64))
     assert 0 < stats["max_abs_diff"] < 1e-2  # really FP16 weights, yet close
     assert stats["top1_agreement"] >= 0.95
     bins = {p: xml.with_suffix(".bin").stat().st_size for p, xml in ir_paths.items()}

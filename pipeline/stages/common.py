@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import sys
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
@@ -44,6 +46,28 @@ def selected_methods(args, params) -> list[str]:
     if getattr(args, "method", None):
         return [args.method]
     return list(params.methods)
+
+
+def run_methods(run, methods: list[str], workers: int) -> list:
+    """[run(method) for method in methods], in up to `workers` forked processes at once.
+
+    Each method's work must be independent and write only its own outputs, and `run` must seed
+    itself, so the results do not depend on which process ran a method or in what order. torch runs
+    single-threaded in the workers: a forked process cannot use the parent's OpenMP threads (it would
+    hang), and the workers share the cores anyway. Fork before the stage uses OpenVINO, whose TBB
+    threads do not survive a fork either."""
+    workers = min(workers, len(methods))
+    if workers <= 1:
+        return [run(method) for method in methods]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_single_threaded_torch) as pool:
+        return list(pool.map(run, methods))
+
+
+def _single_threaded_torch() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def task_modality(params, task: str):

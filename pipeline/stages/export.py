@@ -1,10 +1,12 @@
 """export: each fine-tuned task model to ONNX (dynamic batch) and OpenVINO IR (FP32, FP16), with parity and the
-task metric on the test split; then its INT8 and per-device variants (pipeline/stages/quantize.py), in the
-same process so the DVC stage imports torch, OpenVINO and optimum once per task."""
+task metric on the test split; then its INT8 and per-device variants (pipeline/stages/quantize.py). The
+methods run in `export.workers` forked processes at once: the work is mostly single-threaded, and a fork
+does not import torch, OpenVINO and optimum again."""
 from __future__ import annotations
 
 import shutil
 import subprocess
+from functools import partial
 
 import torch
 
@@ -13,7 +15,7 @@ from export.openvino_export import export_openvino
 from export.parity import evaluate_variant
 from pipeline import paths
 from pipeline.io import atomic_path, write_json
-from pipeline.stages.common import selected_methods, start, task_modality
+from pipeline.stages.common import run_methods, seed_everything, selected_methods, start, task_modality
 from pipeline.stages.quantize import calibration_inputs, quantize
 from pipeline.task_models import finetuned_model, head_metadata, run_model, task_score
 
@@ -91,18 +93,24 @@ def export_model(params, task: str, method: str, modality, test) -> dict:
     return metrics
 
 
+def export_method(method: str, params, task: str) -> str | None:
+    """Export and quantize one method's model (a process of its own, see run_methods); a parity failure, if any."""
+    seed_everything(params.seed)
+    modality_name, modality = task_modality(params, task)
+    test = modality.load_split(paths.data_dir(modality_name), "test")
+    metrics = export_model(params, task, method, modality, test)
+    if not metrics["onnx_parity_ok"]:
+        return f"{task}-{method}: {metrics['variants']['onnx-fp32']['max_abs_diff']:.2e}"
+    quantize(params, task, method, modality, calibration_inputs(params, modality), test)
+    return None
+
+
 def main() -> None:
     args, params = start(__doc__, "task", optional=("method",))
-    modality_name, modality = task_modality(params, args.task)
-    test = modality.load_split(paths.data_dir(modality_name), "test")
-    calibration = calibration_inputs(params, modality)
-    failed = []
-    for method in selected_methods(args, params):
-        metrics = export_model(params, args.task, method, modality, test)
-        if not metrics["onnx_parity_ok"]:
-            failed.append(f"{args.task}-{method}: {metrics['variants']['onnx-fp32']['max_abs_diff']:.2e}")
-            continue
-        quantize(params, args.task, method, modality, calibration, test)
+    task_modality(params, args.task)  # an unknown task stops here, before any process starts
+    results = run_methods(partial(export_method, params=params, task=args.task), selected_methods(args, params),
+                          params.export.workers)
+    failed = [failure for failure in results if failure]
     if failed:
         raise SystemExit(f"export: ONNX output differs from PyTorch by more than export.parity_tolerance "
                          f"{params.export.parity_tolerance}: " + "; ".join(failed))

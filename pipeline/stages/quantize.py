@@ -35,7 +35,8 @@ def quantize(params, task: str, method: str, modality, calibration, test) -> dic
     score = task_score(params.tasks[task], test, config)
     onnx_int8 = quantize_onnx_int8(out / "model.onnx", out / "model.int8.onnx", calibration,
                                    per_channel=params.quantize.per_channel)
-    ov_int8 = quantize_openvino_int8(out / "openvino" / "fp32" / "model.xml", out / "openvino-int8", calibration)
+    ov_int8 = quantize_openvino_int8(out / "openvino" / "fp32" / "model.xml", out / "openvino-int8", calibration,
+                                     preset=params.quantize.nncf_preset)
     x = modality.to_input(torch.from_numpy(test.x)).numpy()
     reference = run_outputs(out / "model.onnx", x)  # INT8 is compared with the FP32 export
     variants = {"onnx-int8": evaluate_variant(onnx_int8, reference, x, score),
