@@ -13,6 +13,11 @@ QUANTIZER = "nncf-ptq"
 PRESETS = ("performance", "mixed")  # nncf.QuantizationPreset values, by name
 
 
+def profile_preset(preset: str) -> str:
+    """A device profile's quantization_preset name for an NNCF preset ("performance" -> "nncf-performance")."""
+    return f"nncf-{preset}"
+
+
 def quantize_openvino_int8(model_xml: str | Path, out_dir: str | Path, calibration: np.ndarray,
                            *, transformer: bool | None = None, preset: str | None = None) -> Path:
     """Quantize the (FP32) IR `model_xml` to out_dir/model.xml; returns that path.
@@ -22,7 +27,7 @@ def quantize_openvino_int8(model_xml: str | Path, out_dir: str | Path, calibrati
     OpenVINO's ONNX frontend makes of MatMul-Softmax-MatMul, or a MatMul of two activations).
     preset: an nncf.QuantizationPreset by name; None takes NNCF's default for the model type.
     The rt_info metadata is kept, with "precision": "int8", "quantizer" and, for a named preset,
-    "preset" ("nncf-<preset>", as device profiles name it) added.
+    "preset" (as device profiles name it, see profile_preset) added.
     """
     import nncf
 
@@ -49,7 +54,7 @@ def quantize_openvino_int8(model_xml: str | Path, out_dir: str | Path, calibrati
         model_type=nncf.ModelType.TRANSFORMER if transformer else None,
         preset=None if preset is None else nncf.QuantizationPreset[preset.upper()],
     )
-    added = {"precision": "int8", "quantizer": QUANTIZER, **({"preset": f"nncf-{preset}"} if preset else {})}
+    added = {"precision": "int8", "quantizer": QUANTIZER, **({"preset": profile_preset(preset)} if preset else {})}
     set_ir_metadata(quantized, {**metadata, **added})
     # The remaining float constants (biases, norms) stay FP32.
     return save_ir(quantized, Path(out_dir) / "model.xml", compress_to_fp16=False)

@@ -58,11 +58,14 @@ from export.atomic import atomic_output, scratch_dir
 from export.calibration import check_calibration
 from export.metadata import (get_ir_metadata, read_ir, read_metadata, set_ir_metadata, set_onnx_metadata,
                              write_metadata)
+from export.quantize_openvino import PRESETS as NNCF_PRESET_NAMES
+from export.quantize_openvino import QUANTIZER as QUANTIZER_NNCF
+from export.quantize_openvino import profile_preset, quantize_openvino_int8
 
 TARGETS_DIR = "targets"
 OPTIMUM_PRESETS = ("arm64", "avx2", "avx512", "avx512_vnni", "ppc64le", "tensorrt")
 QNN_PRESET = "qnn-qdq-uint8"
-NNCF_PRESETS = {"nncf-performance": "performance", "nncf-mixed": "mixed"}
+NNCF_PRESETS = {profile_preset(p): p for p in NNCF_PRESET_NAMES}  # profile preset -> NNCF preset
 QUANTIZER_OPTIMUM = "optimum-ortquantizer"
 QUANTIZER_QNN = "onnxruntime-qnn-qdq"
 CALIBRATION_BATCH = 32
@@ -378,29 +381,23 @@ def _openvino_variant(plan: dict, ir_source: Path, dst: Path, shape, calibration
 
     from export.openvino_export import save_ir
 
-    model = read_ir(ir_source)  # names a missing or unreadable file
+    precision = plan["precision"]
+    reused = _standard_int8_made_with(ir_source, plan["preset"]) if precision == "int8" else None
+    model = reused if reused is not None else read_ir(ir_source)  # names a missing or unreadable file
     metadata = get_ir_metadata(model)
     how = []
     if shape is not None:
         model.reshape({model.inputs[0]: ov.PartialShape(list(shape))})
         how.append(f"reshaped to {list(shape)}")
-    precision = plan["precision"]
     if precision in ("fp32", "fp16"):
         set_ir_metadata(model, {**metadata, **common, "precision": precision})
         save_ir(model, dst, compress_to_fp16=precision == "fp16")
         return ", ".join([*how, f"saved as {precision.upper()} IR"]), None
 
-    from export.quantize_openvino import QUANTIZER, quantize_openvino_int8
-
-    standard_int8 = ir_source.parents[2] / IR_FILES["int8"]  # export_dir/openvino-int8/model.xml
-    if plan["preset"] and standard_int8.is_file() and get_ir_metadata(read_ir(standard_int8)).get("preset") == plan["preset"]:
-        # the standard INT8 was quantized with this preset: the same model, only its input fixed
-        quantized = read_ir(standard_int8)
-        if shape is not None:
-            quantized.reshape({quantized.inputs[0]: ov.PartialShape(list(shape))})
-        set_ir_metadata(quantized, common)
-        save_ir(quantized, dst, compress_to_fp16=False)
-        return ", ".join([f"{IR_FILES['int8']} (NNCF, preset {plan['preset']})", *how]), QUANTIZER
+    if reused is not None:  # the standard INT8 was quantized with this preset: the same model, only its input fixed
+        set_ir_metadata(model, common)
+        save_ir(model, dst, compress_to_fp16=False)
+        return ", ".join([f"{IR_FILES['int8']} (NNCF, preset {plan['preset']})", *how]), QUANTIZER_NNCF
 
     fp32 = ir_source
     if shape is not None:  # NNCF quantizes the static model the device compiles
@@ -413,7 +410,16 @@ def _openvino_variant(plan: dict, ir_source: Path, dst: Path, shape, calibration
     save_ir(quantized, dst, compress_to_fp16=False)
     how.append(f"NNCF post-training quantization (export.quantize_openvino), preset "
                f"{(nncf_preset or 'default for the model type').upper()}")
-    return ", ".join(how), QUANTIZER
+    return ", ".join(how), QUANTIZER_NNCF
+
+
+def _standard_int8_made_with(ir_source: Path, preset: str | None):
+    """The export's standard openvino-int8 IR (beside openvino/fp32/) when NNCF made it with `preset`, else None."""
+    path = ir_source.parents[2] / IR_FILES["int8"]
+    if not preset or not path.is_file():
+        return None
+    model = read_ir(path)
+    return model if get_ir_metadata(model).get("preset") == preset else None
 
 
 # --- helpers --------------------------------------------------------------------------------------

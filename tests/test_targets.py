@@ -230,3 +230,28 @@ def test_profile_served_by_standard_exports_writes_nothing(exported):
     stale.write_bytes(b"left over")
     assert prepare_for_profile("cpu-x86", exported["dir"], exported["calibration"], TASK) == []
     assert not stale.parent.exists()
+
+
+def test_npu_int8_reuses_the_standard_int8_made_with_its_preset(exported, tmp_path):
+    """intel-npu takes NNCF's performance preset: a standard openvino-int8 made with it is reshaped, not quantized
+    again; one made with another preset is not reused."""
+    import shutil
+
+    from export.quantize_openvino import quantize_openvino_int8
+    from export.targets import IR_FILES
+
+    profile = load_profile("intel-npu")
+    for preset, reused in (("performance", True), ("mixed", False)):
+        export_dir = tmp_path / preset
+        shutil.copytree(exported["dir"], export_dir, ignore=shutil.ignore_patterns(TARGETS_DIR))
+        standard = quantize_openvino_int8(export_dir / IR_FILES["fp32"], export_dir / "openvino-int8",
+                                          exported["calibration"], preset=preset)
+        (entry,) = [e for e in prepare_for_profile(profile, export_dir, exported["calibration"], TASK)
+                    if e["precision"] == "int8"]
+        assert entry["route"].startswith(f"{IR_FILES['int8']} (NNCF") == reused, entry["route"]
+        path = export_dir / entry["path"]
+        assert _fixed_dims(path)[0] == [1, 1, 28, 28] and check_model(profile, path)["ok"]
+        meta = read_ir_metadata(path)
+        assert meta["preset"] == "nncf-performance" and meta["target_profile"] == "intel-npu"
+        if reused:  # the same quantized weights, only the input fixed
+            assert path.with_suffix(".bin").read_bytes() == standard.with_suffix(".bin").read_bytes()
