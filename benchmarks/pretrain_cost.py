@@ -30,8 +30,8 @@ def worker(args) -> None:
     import torch
 
     from modalities import get_modality
-    from pipeline.models import fresh_encoder
-    from pipeline.objectives import BETAS, build_objective
+    from pipeline.models.loading import fresh_encoder
+    from pipeline.models.methods import BETAS, build_objective
 
     params = with_overrides(args.params, args.set)
     modality = get_modality(args.modality, params)
@@ -57,7 +57,7 @@ def with_overrides(params_file: str, assignments: list[str]):
     """params.yaml with dotted-key overrides (`a.b.c=value`, value parsed as YAML), validated."""
     import yaml
 
-    from pipeline.params import parse
+    from pipeline.config.params import parse
 
     raw = yaml.safe_load(Path(params_file).read_text())
     for assignment in assignments:

@@ -179,7 +179,7 @@ class Predictor:
         return self.labels[index] if self.labels and index < len(self.labels) else str(index)
 
     def _detections(self, x: np.ndarray, names: list[str]) -> list[dict]:
-        from devices.detection_post import postprocess
+        from devices.postprocess.detection import postprocess
 
         boxes, scores = self.outputs(x)[:2]
         found = postprocess(boxes, scores, **self.metadata.get("postprocess", {}))

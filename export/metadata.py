@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from export.atomic import atomic_output
+from devices.io import atomic_path
 
 IR_SECTION = "model_info"
 
@@ -69,7 +69,7 @@ def write_metadata(onnx_path: str | Path, metadata: Mapping[str, Any], *, replac
     except Exception as exc:  # protobuf decode errors have no common base class
         raise ValueError(f"{onnx_path}: not a readable ONNX model: {exc}") from exc
     set_onnx_metadata(model, metadata, replace)
-    with atomic_output(onnx_path) as tmp:
+    with atomic_path(onnx_path) as tmp:
         onnx.save(model, str(tmp))
 
 

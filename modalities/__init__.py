@@ -5,10 +5,10 @@ from modalities.base import Modality
 
 # kind -> implementation; params.yaml may declare several modalities (instances) of one kind
 _REGISTRY: dict[str, str] = {
-    "image": "modalities.image:ImageModality",
-    "video": "modalities.video:VideoModality",
-    "audio": "modalities.audio:AudioModality",
-    "text": "modalities.text:TextModality",
+    "image": "modalities.image.modality:ImageModality",
+    "video": "modalities.video.modality:VideoModality",
+    "audio": "modalities.audio.modality:AudioModality",
+    "text": "modalities.text.modality:TextModality",
 }
 
 

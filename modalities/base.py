@@ -43,8 +43,8 @@ class Split:
 def split_from_arrays(arrays, labels: list[str], where: str = "split") -> Split:
     """A saved split's arrays -> the Split subclass they make: DetectionSplit when they hold boxes,
     AnomalySplit when they hold a source per sample, else a plain Split."""
-    from modalities.anomaly_formats import AnomalySplit  # these modules build on Split
-    from modalities.detection_formats import DetectionSplit
+    from modalities.anomaly import AnomalySplit  # these modules build on Split
+    from modalities.image.detection import DetectionSplit
 
     files = set(arrays.files if hasattr(arrays, "files") else arrays)
     x, y = arrays["x"], arrays["y"]

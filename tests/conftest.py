@@ -10,6 +10,6 @@ if str(ROOT) not in sys.path:
 
 @pytest.fixture
 def tiny_params():
-    from pipeline.params import load
+    from pipeline.config.params import load
 
     return load(ROOT / "tests" / "params.tiny.yaml")

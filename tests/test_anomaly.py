@@ -7,15 +7,15 @@ import soundfile as sf
 import torch
 
 from modalities import get_modality
-from modalities.anomaly_formats import (ANOMALY, NORMAL, load_anomaly_split, read_anomaly_folder, read_dcase,
+from modalities.anomaly import (ANOMALY, NORMAL, load_anomaly_split, read_anomaly_folder, read_dcase,
                                         read_mimii, save_anomaly_split)
-from modalities.image_formats import CorruptFileError
-from pipeline.anomaly import (KnnAnomalyModel, ReconstructionAnomalyModel, anomaly_metadata, anomaly_scores,
+from modalities.image.readers import CorruptFileError
+from pipeline.tasks.anomaly.scorers import (KnnAnomalyModel, ReconstructionAnomalyModel, anomaly_metadata, anomaly_scores,
                               embedding_bank, fixed_masks, threshold_at_fpr, threshold_report)
-from pipeline.anomaly_metrics import anomaly_report, auroc, pauc, pauc_mcclish
-from pipeline.encoder import build_encoder
-from pipeline.mae import MAE
-from pipeline.params import parse
+from pipeline.tasks.anomaly.metrics import anomaly_report, auroc, pauc, pauc_mcclish
+from pipeline.models.encoder import build_encoder
+from pipeline.models.mae import MAE
+from pipeline.config.params import parse
 
 RATE = 16000
 VIDEO = {"frames": 4, "fps": 10.0, "frame_size": 16, "patch_size": 8, "tubelet_frames": 2}
@@ -124,7 +124,7 @@ def test_reconstruction_scorer_is_deterministic_and_ranks_planted_anomalies_high
 
 @pytest.fixture(scope="module")
 def exported(video_setup, trained_mae, tmp_path_factory):
-    from export.onnx_export import export_onnx
+    from export.onnx import export_onnx
 
     modality, encoder = video_setup
     x = torch.cat([_clips(3, 6, False), _clips(3, 7, True)])
@@ -149,7 +149,7 @@ def test_exported_scorers_give_pytorchs_scores_in_onnxruntime_and_openvino(expor
 
     from devices.runtimes import open_session
     from export.metadata import read_metadata
-    from export.openvino_export import export_openvino
+    from export.openvino import export_openvino
 
     models, x = exported
     path, reference = models[name]
@@ -171,8 +171,8 @@ def _check_generated(splits, kinds, counts):
 
 
 def test_video_anomaly_generator_is_deterministic_with_every_kind():
-    from modalities.anomaly_video import KINDS, video_anomaly_splits
-    from modalities.video_formats import ClipFormat
+    from modalities.video.anomalies import KINDS, video_anomaly_splits
+    from modalities.video.readers import ClipFormat
 
     fmt = ClipFormat(frames=4, fps=10.0, size=16, channels=1)
     splits = video_anomaly_splits(fmt, 3, 2, 2, 5, seed=1)
@@ -191,7 +191,7 @@ def test_video_anomaly_generator_is_deterministic_with_every_kind():
 
 
 def test_machine_sound_generator_is_deterministic_with_every_kind(tmp_path):
-    from modalities.machine_sounds import KINDS, machine_sound_splits
+    from modalities.audio.machines import KINDS, machine_sound_splits
 
     modality = _modality("audio")
     splits = machine_sound_splits(modality, 4, 2, 3, 6, seed=0)

@@ -7,12 +7,12 @@ import torch
 import torchaudio
 
 from devices.preprocess import InputSpec
-from devices.preprocess_audio import preprocess_audio
+from devices.preprocess.audio import preprocess_audio
 from modalities import get_modality
-from modalities.audio import stratified_split
-from modalities.audio_formats import ClipFormat, read_clip
-from modalities.image_formats import CorruptFileError
-from pipeline.params import ParamsError, parse
+from modalities.audio.modality import stratified_split
+from modalities.audio.readers import ClipFormat, read_clip
+from modalities.image.readers import CorruptFileError
+from pipeline.config.params import ParamsError, parse
 
 RATE = 16000
 
@@ -140,7 +140,7 @@ def test_corrupt_file_named_or_skipped(tmp_path):
 
 
 def export_frontend(modality, path):
-    from export.onnx_export import export_onnx
+    from export.onnx import export_onnx
 
     module, spec = modality.frontend()
     example = torch.zeros((2, *spec["shape"][1:]))
@@ -191,8 +191,8 @@ def test_patchify_round_trip_and_token_count():
 
 
 def test_mae_forward_backward_and_figure():
-    from pipeline.encoder import build_encoder
-    from pipeline.mae import MAE
+    from pipeline.models.encoder import build_encoder
+    from pipeline.models.mae import MAE
 
     params = audio_params()
     m = get_modality("audio", params)
@@ -248,7 +248,7 @@ def test_stratified_split_gives_every_stratum_its_share():
 
 
 def test_synthesiser_makes_audible_distinct_clips_with_each_engine():
-    from modalities.speech_synth import ENGINES, spoken_keywords
+    from modalities.audio.speech import ENGINES, spoken_keywords
 
     fmt = ClipFormat(RATE, RATE, "center")
     for engine in ENGINES:

@@ -8,14 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from devices import detection_post
-from modalities.detection_formats import DetectionSet, load_npz, read_coco, read_kitti, save_npz
-from modalities.image_formats import CorruptFileError
-from pipeline import boxes as box_ops
-from pipeline.detection import (OUTPUT_NAMES, DetectionObjective, build_detector, pack_targets, postprocess,
+from devices.postprocess import detection as detection_post
+from modalities.image.detection import DetectionSet, load_npz, read_coco, read_kitti, save_npz
+from modalities.image.readers import CorruptFileError
+from pipeline.tasks.detection import boxes as box_ops
+from pipeline.tasks.detection.head import (OUTPUT_NAMES, DetectionObjective, build_detector, pack_targets, postprocess,
                                 postprocess_metadata)
-from pipeline import detection_metrics
-from pipeline.detection_metrics import detection_map
+from pipeline.tasks.detection import metrics as detection_metrics
+from pipeline.tasks.detection.metrics import detection_map
 
 T = torch.as_tensor
 IMAGE_SIZE, PATCH = 64, 8
@@ -193,13 +193,13 @@ def test_coco_bad_inputs_name_the_file_or_are_skipped(tmp_path):
 
 @pytest.fixture(scope="module")
 def scenes():
-    from modalities.road_scenes import generate_road_scenes
+    from modalities.image.scenes import generate_road_scenes
 
     return generate_road_scenes(24, IMAGE_SIZE, seed=3)
 
 
 def test_road_scenes_are_valid_and_deterministic(scenes, tmp_path):
-    from modalities.road_scenes import generate_road_scenes
+    from modalities.image.scenes import generate_road_scenes
 
     valid = scenes.classes >= 0
     assert scenes.images.dtype == np.uint8 and scenes.images.shape == (24, 3, IMAGE_SIZE, IMAGE_SIZE)
@@ -219,8 +219,8 @@ def test_road_scenes_are_valid_and_deterministic(scenes, tmp_path):
 
 def _detector(num_classes: int, depth: int = 2):
     from modalities import get_modality
-    from pipeline.encoder import build_encoder
-    from pipeline.params import parse
+    from pipeline.models.encoder import build_encoder
+    from pipeline.config.params import parse
 
     params = parse({"modalities": {"image": {"image_size": IMAGE_SIZE, "channels": 3, "patch_size": PATCH}},
                     "tasks": {"t": {"modality": "image"}}})
@@ -266,7 +266,7 @@ def test_a_few_training_steps_reduce_the_loss(scenes):
 
 @pytest.fixture(scope="module")
 def exported(scenes, tmp_path_factory):
-    from export.onnx_export import export_onnx
+    from export.onnx import export_onnx
 
     torch.manual_seed(0)
     detector, modality = _detector(len(scenes.labels))
@@ -307,7 +307,7 @@ def test_exported_detector_gives_pytorchs_boxes_in_onnxruntime_and_openvino(expo
 
     from devices.runtimes import open_session
     from export.metadata import read_metadata
-    from export.openvino_export import export_openvino
+    from export.openvino import export_openvino
 
     path, x, (boxes, scores) = exported
     metadata = read_metadata(path)

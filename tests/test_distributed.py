@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from pipeline.ntxent import NTXentLoss
+from pipeline.models.ntxent import NTXentLoss
 from tests.conftest import ROOT
 
 

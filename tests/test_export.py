@@ -9,11 +9,11 @@ from torch import nn
 
 from devices.runtimes import open_session
 from export.metadata import read_ir_metadata, read_metadata, write_metadata
-from export.onnx_export import export_onnx
-from export.openvino_export import export_openvino
-from export.parity import accuracy, compare_outputs, file_size_bytes
-from export.quantize_onnx import quantize_onnx_int8
-from export.quantize_openvino import quantize_openvino_int8
+from export.onnx import export_onnx
+from export.openvino import export_openvino
+from export.scoring import accuracy, compare_outputs, file_size_bytes
+from export.quantize.onnx import quantize_onnx_int8
+from export.quantize.openvino import quantize_openvino_int8
 
 IMAGE, PATCH, DIM, CLASSES = 16, 4, 32, 10
 METADATA = {"labels": [f"class{i}" for i in range(CLASSES)], "image_size": IMAGE, "mean": [0.5, 0.5, 0.5],

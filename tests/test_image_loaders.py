@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from modalities import get_modality
-from modalities.image_formats import CorruptFileError, read_cifar10
-from pipeline.params import parse
+from modalities.image.readers import CorruptFileError, read_cifar10
+from pipeline.config.params import parse
 
 
 def image_params(**image):

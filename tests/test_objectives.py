@@ -4,9 +4,9 @@ import torch
 import torch.nn.functional as F
 
 from modalities import get_modality
-from pipeline.models import fresh_encoder
-from pipeline.ntxent import NTXentLoss
-from pipeline.objectives import build_objective
+from pipeline.models.loading import fresh_encoder
+from pipeline.models.ntxent import NTXentLoss
+from pipeline.models.methods import build_objective
 
 
 def direct_ntxent(z1, z2, t):

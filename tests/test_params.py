@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from pipeline.params import ParamsError, load, parse
+from pipeline.config.params import ParamsError, load, parse
 from tests.conftest import ROOT
 
 BASE = {"modalities": {"image": {}}, "tasks": {"digits": {"modality": "image"}}}

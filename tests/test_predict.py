@@ -169,7 +169,7 @@ def test_cli_matches_torch(built):
 
 def test_openvino_ir_and_fixed_batch_models(built, tmp_path):
     from devices.predict import Predictor
-    from export.openvino_export import export_openvino
+    from export.openvino import export_openvino
 
     x = np.concatenate([Predictor(built["model"]).preprocess(p) for p in built["images"] * 2])  # 4 samples
     probs = torch_probs(built["net"], x)

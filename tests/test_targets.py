@@ -1,4 +1,4 @@
-"""export.targets on the project's own tiny classifier: per-profile static-shape and preset INT8 variants,
+"""export.variants on the project's own tiny classifier: per-profile static-shape and preset INT8 variants,
 their compatibility with each shipped device profile, and their accuracy measured on this CPU."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from devices.compat import check_model, format_results
 from devices.profile import list_profiles, load_profile
 from export.metadata import read_ir_metadata, read_metadata
-from export.targets import TARGETS_DIR, evaluate_targets, prepare_for_profile
-from pipeline.task_scoring import classification_score
+from export.variants import TARGETS_DIR, evaluate_targets, prepare_for_profile
+from pipeline.tasks.scoring import classification_score
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "digits"
@@ -33,12 +33,12 @@ def exported(tmp_path_factory):
     """The real architecture (tiny params): Classifier(fresh_encoder) exported to ONNX and OpenVINO IR."""
     import torch
 
-    from export.onnx_export import export_onnx
-    from export.openvino_export import export_openvino
+    from export.onnx import export_onnx
+    from export.openvino import export_openvino
     from modalities import get_modality
-    from pipeline.heads import Classifier
-    from pipeline.models import fresh_encoder
-    from pipeline.params import load
+    from pipeline.tasks.classification import Classifier
+    from pipeline.models.loading import fresh_encoder
+    from pipeline.config.params import load
 
     params = load(ROOT / "tests" / "params.tiny.yaml")
     modality = get_modality("image", params)
@@ -237,8 +237,8 @@ def test_npu_int8_reuses_the_standard_int8_made_with_its_preset(exported, tmp_pa
     again; one made with another preset is not reused."""
     import shutil
 
-    from export.quantize_openvino import quantize_openvino_int8
-    from export.targets import IR_FILES
+    from export.quantize.openvino import quantize_openvino_int8
+    from export.variants import IR_FILES
 
     profile = load_profile("intel-npu")
     for preset, reused in (("performance", True), ("mixed", False)):

@@ -10,12 +10,12 @@ import yaml
 from PIL import Image
 
 from modalities import get_modality
-from modalities.anomaly_formats import AnomalySplit, check_anomaly_splits
+from modalities.anomaly import AnomalySplit, check_anomaly_splits
 from modalities.base import SPLITS, Split
-from modalities.detection_formats import DetectionSplit
-from modalities.image_formats import CorruptFileError
-from pipeline import params as params_mod
-from pipeline.params import ParamsError, load
+from modalities.image.detection import DetectionSplit
+from modalities.image.readers import CorruptFileError
+from pipeline.config import params as params_mod
+from pipeline.config.params import ParamsError, load
 
 SCENES = {"kind": "image", "source": "road_scenes", "image_size": 64, "channels": 3, "patch_size": 8,
           "scenes": {"count": 40}}

@@ -4,9 +4,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from export.parity import compare_all
-from modalities.anomaly_formats import AnomalySplit
-from pipeline.task_scoring import anomaly_score, classification_score, detection_score
+from export.scoring import compare_all
+from modalities.anomaly import AnomalySplit
+from pipeline.tasks.scoring import anomaly_score, classification_score, detection_score
 
 DETECTION = SimpleNamespace(eval_score_threshold=0.001, iou_threshold=0.5, max_detections=100)
 ANOMALY = SimpleNamespace(max_fpr=0.1)

@@ -6,14 +6,14 @@ import torch
 import torch.nn.functional as F
 
 from devices.preprocess import InputSpec, PreprocessError
-from devices.preprocess_text import preprocess_text
-from modalities import text_formats
-from modalities.image_formats import CorruptFileError
-from modalities.text import CLS_ID, PAD_ID, TextModality, load_tokenizer
-from pipeline.encoder import build_encoder
-from pipeline.heads import Classifier
-from pipeline.mae import MAE
-from pipeline.params import ParamsError, parse
+from devices.preprocess.text import preprocess_text
+from modalities.text import readers as text_formats
+from modalities.image.readers import CorruptFileError
+from modalities.text.modality import CLS_ID, PAD_ID, TextModality, load_tokenizer
+from pipeline.models.encoder import build_encoder
+from pipeline.tasks.classification import Classifier
+from pipeline.models.mae import MAE
+from pipeline.config.params import ParamsError, parse
 
 POSITIVE = ["a warm and funny film", "great acting and a clever story", "i loved every minute of it",
             "the best comedy this year", "a moving, beautiful drama"]
@@ -197,7 +197,7 @@ def test_padding_length_does_not_change_a_sample(prepared):
 def test_exported_onnx_matches_pytorch_with_padding(prepared, tmp_path):
     import onnxruntime as ort
 
-    from export.onnx_export import export_onnx
+    from export.onnx import export_onnx
 
     m, data = prepared
     model = Classifier(small_encoder(m), 2).eval()

@@ -2,11 +2,11 @@ import pytest
 import torch
 
 from modalities import get_modality
-from pipeline.checkpoint import config_hash
-from pipeline.models import fresh_encoder
-from pipeline.objectives import build_objective
-from pipeline.runtime import Runtime
-from pipeline.train import lr_at, train
+from pipeline.training.checkpoint import config_hash
+from pipeline.models.loading import fresh_encoder
+from pipeline.models.methods import build_objective
+from pipeline.training.distributed import Runtime
+from pipeline.training.loop import lr_at, train
 
 
 class Interrupted(Exception):

@@ -4,14 +4,14 @@ import pytest
 import torch
 
 from devices.preprocess import InputSpec, preprocess
-from devices.preprocess_video import read_clip  # also registers the "video" app-side preprocessor
+from devices.preprocess.video import read_clip  # also registers the "video" app-side preprocessor
 from modalities import get_modality
-from modalities.image_formats import CorruptFileError
+from modalities.image.readers import CorruptFileError
 from modalities.sincos import sincos_3d
-from modalities.video_formats import MOTIONS, ClipFormat, embedded_motion_clips
-from pipeline.encoder import build_encoder
-from pipeline.mae import MAE
-from pipeline.params import EncoderParams, ParamsError, parse
+from modalities.video.readers import MOTIONS, ClipFormat, embedded_motion_clips
+from pipeline.models.encoder import build_encoder
+from pipeline.models.mae import MAE
+from pipeline.config.params import EncoderParams, ParamsError, parse
 
 SMALL = {"frames": 4, "fps": 10.0, "frame_size": 16, "patch_size": 8, "tubelet_frames": 2}
 

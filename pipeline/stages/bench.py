@@ -20,10 +20,10 @@ from devices.profile import host_arch, load_profile
 from devices.report import not_measured_report, render_index, validate_report, write_device_report
 from devices.run import RuntimeUnavailable, measure_models, random_input
 from devices.runtimes import open_session
-from pipeline import paths
-from pipeline.io import write_json, write_text
+from pipeline.config import paths
+from devices.io import write_json, write_text
 from pipeline.stages.common import start, task_modality
-from pipeline.task_models import finetuned_model
+from pipeline.tasks.models import finetuned_model
 
 DEVICE_REPORTS = Path("device_reports")
 

@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from pipeline import params as params_mod
+from pipeline.config import params as params_mod
 
 
 def seed_everything(seed: int) -> None:

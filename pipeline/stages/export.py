@@ -10,14 +10,14 @@ from functools import partial
 
 import torch
 
-from export.onnx_export import export_onnx
-from export.openvino_export import export_openvino
-from export.parity import evaluate_variant
-from pipeline import paths
-from pipeline.io import atomic_path, write_json
+from export.onnx import export_onnx
+from export.openvino import export_openvino
+from export.scoring import evaluate_variant
+from pipeline.config import paths
+from devices.io import atomic_path, write_json
 from pipeline.stages.common import run_methods, seed_everything, selected_methods, start, task_modality
 from pipeline.stages.quantize import calibration_inputs, quantize
-from pipeline.task_models import finetuned_model, head_metadata, run_model, task_score
+from pipeline.tasks.models import finetuned_model, head_metadata, run_model, task_score
 
 
 def source_commit() -> str:

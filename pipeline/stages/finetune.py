@@ -12,18 +12,18 @@ import numpy as np
 import torch
 from dvclive import Live
 
-from pipeline import paths
-from pipeline.anomaly import KnnAnomalyModel, ReconstructionAnomalyModel, embedding_bank, fixed_masks, threshold_at_fpr
-from pipeline.checkpoint import config_hash, load_weights, save_weights
-from pipeline.detection import DetectionObjective, build_detector, pack_targets
-from pipeline.heads import Classifier, SupervisedObjective
-from pipeline.io import file_sha256, split_sha256, write_json
-from pipeline.models import pretrained_encoder
-from pipeline.objectives import build_objective
-from pipeline.runtime import setup
+from pipeline.config import paths
+from pipeline.tasks.anomaly.scorers import KnnAnomalyModel, ReconstructionAnomalyModel, embedding_bank, fixed_masks, threshold_at_fpr
+from pipeline.training.checkpoint import config_hash, load_weights, save_weights
+from pipeline.tasks.detection.head import DetectionObjective, build_detector, pack_targets
+from pipeline.tasks.classification import Classifier, SupervisedObjective
+from devices.io import file_sha256, split_sha256, write_json
+from pipeline.models.loading import pretrained_encoder
+from pipeline.models.methods import build_objective
+from pipeline.training.distributed import setup
 from pipeline.stages.common import selected_methods, start, task_modality
-from pipeline.task_models import run_model, task_score
-from pipeline.train import train
+from pipeline.tasks.models import run_model, task_score
+from pipeline.training.loop import train
 
 
 # Each FIT[head](encoder, ctx) -> (deployable model, config entries its loader needs, cost figures,

@@ -8,13 +8,13 @@ from __future__ import annotations
 import sys
 
 from modalities import get_modality
-from modalities.anomaly_formats import AnomalySplit, check_anomaly_splits
+from modalities.anomaly import AnomalySplit, check_anomaly_splits
 from modalities.base import SPLITS
-from modalities.detection_formats import DetectionSplit
-from modalities.image_formats import CorruptFileError
-from modalities.machine_sounds import MachineSoundError
-from pipeline import paths
-from pipeline.io import atomic_path, file_sha256, write_json
+from modalities.image.detection import DetectionSplit
+from modalities.image.readers import CorruptFileError
+from modalities.audio.machines import MachineSoundError
+from pipeline.config import paths
+from devices.io import atomic_path, file_sha256, write_json
 from pipeline.stages.common import start
 
 

