@@ -25,6 +25,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from devices.latency import measure
+from devices.run import random_input
+from devices.runtimes import open_session
+
 log = logging.getLogger(__name__)
 
 _STAT = re.compile(r"^\[\s*\w+\s*\]\s+(Median|Average|Min|Max):\s+([0-9.]+)\s*(ns|us|ms|s)\s*$", re.MULTILINE)
@@ -145,6 +151,27 @@ def benchmark_app_latency(
         raise RuntimeError(f"{exc}: {' '.join(cmd)}\n{output[-2000:]}") from exc
     stats.update({"command": cmd, "shape": shape, "device": device, "batch": batch, "dynamic": dynamic})
     return stats
+
+
+def cross_check(rows: list[dict], models_dir: str | Path, profile, seconds: float) -> None:
+    """Add benchmark_app's median beside our p50 to each OpenVINO FP32 row at batch 1 (one check of the
+    timing method per model; FP16 and INT8 are timed the same way), as ``row["cross_check"]``.
+
+    Ours is re-measured right before benchmark_app, for as long, so both see the same machine state.
+    """
+    for row in rows:
+        if row["runtime"] != "openvino" or row["batch"] != 1 or row["precision"] != "fp32":
+            continue
+        path = Path(models_dir) / row["model"]
+        result = benchmark_app_latency(path, batch=1, seconds=seconds, dynamic=True)
+        if result is None:
+            continue
+        session = open_session(path)
+        x = random_input(np.random.default_rng(0), row["input_shape"], session.input_dtype, session.metadata, str(path))
+        bound = session.bind(x)
+        ours = measure(lambda _: bound(), x, profile.warmup_iterations, profile.min_iterations, seconds)
+        row["cross_check"] = {"ours_p50_ms": ours["p50_ms"], "benchmark_app_median_ms": result["median_ms"],
+                              "ratio": ours["p50_ms"] / result["median_ms"]}
 
 
 if __name__ == "__main__":  # python -m devices.benchmark_app MODEL.xml [BATCH] [SECONDS]

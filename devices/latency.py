@@ -72,3 +72,16 @@ def measure(
     stats = summarize(durations, batch)
     stats["measured_seconds"] = (t1 - start) / 1e9
     return stats
+
+
+ROW_STATS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "max_ms", "iterations", "throughput")
+
+
+def judged_stats(stats: dict, profile, task: str | None, batch: int) -> dict:
+    """A report row's figures: the measured statistics, the profile's budget and whether p99 meets it.
+
+    The budget is on p99 at batch 1 (the interactive case); other batches carry no budget and no verdict.
+    """
+    budget = profile.budget_ms(task) if batch == 1 else None
+    return {**{key: stats[key] for key in ROW_STATS}, "budget_ms": budget,
+            "meets_budget": None if budget is None else stats["p99_ms"] <= budget}

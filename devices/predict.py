@@ -9,7 +9,7 @@
     predictor.predict(batch)                  # a model-ready float32 array [N, 1, 28, 28] in [0, 1]
 
 The model's metadata (written by the exporter) says what it takes and what its classes are:
-"modality" picks the preprocessing (devices/preprocess.py registry), "preprocessing" /
+"modality" picks the preprocessing (devices/preprocess registry), "preprocessing" /
 "input_shape" / "input_dtype" say how, "labels" names the classes, "output" says whether the
 model returns logits (softmax is applied) or probabilities. "task_kind" says what the outputs are:
 a classifier's logits (the default), a detector's boxes and scores (post-processed with the
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from devices.preprocess import InputSpec, PreprocessError, decode_value, preprocess
-
-MODEL_SUFFIXES = {".onnx": "onnxruntime", ".xml": "openvino"}
+from devices.metadata import decode_metadata
+from devices.model_files import UnknownModelFormat, runtime_of
+from devices.preprocess import InputSpec, PreprocessError, preprocess
 
 
 class ModelLoadError(ValueError):
@@ -59,8 +59,10 @@ class Predictor:
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: model file not found")
-        if path.suffix not in MODEL_SUFFIXES:
-            raise ModelLoadError(f"{path}: not an exported model (expected a .onnx file or an OpenVINO .xml)")
+        try:
+            self.runtime = runtime_of(path)
+        except UnknownModelFormat as exc:
+            raise ModelLoadError(f"{path}: not an exported model (expected a .onnx file or an OpenVINO .xml)") from exc
         from devices.runtimes import open_session
 
         try:
@@ -73,8 +75,7 @@ class Predictor:
                 message = f"{path}: cannot load this model: {message}"
             raise ModelLoadError(message) from exc
         self.path = path
-        self.runtime = MODEL_SUFFIXES[path.suffix]
-        self.metadata: dict[str, Any] = {k: decode_value(v) for k, v in self.session.metadata.items()}
+        self.metadata: dict[str, Any] = decode_metadata(self.session.metadata)
         self.spec = InputSpec.from_metadata(self.session.metadata, self.session.input_shape,
                                             self.session.input_dtype, self.session.input_name, find_assets(path))
         labels = self.metadata.get("labels")

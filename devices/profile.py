@@ -1,49 +1,24 @@
 """Device profiles: what to measure on a device, and the latency budget it must meet.
 
-A profile is a TOML file in ``devices/profiles/`` (stdlib ``tomllib``, nothing
-else). Loading validates it strictly: a missing field, a field of the wrong type
-or an unknown field is an error naming the file, the field and what is expected.
-
-    description = "..."
-    threads = 0                       # 0 = runtime default
-    batch_sizes = [1, 32]
-    warmup_iterations = 50
-    precisions = ["fp32", "fp16", "int8"]
-    [runtimes.onnxruntime]            # optional table (at least one runtime)
-    provider = "CPUExecutionProvider"
-    [runtimes.openvino]               # optional table (at least one runtime)
-    device = "CPU"
-    [repetitions]
-    min_iterations = 300
-    min_seconds = 2.0
-    [budget_ms]                       # p99 at batch 1, per task
-    default = 5.0
-    digits = 5.0
-
-Optional fields (absent = the default in brackets; cpu-x86.toml uses none of them):
-
-    arch = "aarch64"                  # host machine arch that counts as "this device" [any]
-    static_shapes = true              # every model input/output dim must be fixed [false]
-    requires_quantized = true         # only quantized (QDQ / FakeQuantize) models run [false]
-    preferred_precisions = ["int8"]   # what to ship first, a subset of precisions [= precisions]
-    quantization_preset = "arm64"     # how to quantize for it, see QUANTIZATION_PRESETS [none]
-    [runtimes.onnxruntime]
-    fallback_providers = ["CUDAExecutionProvider"]  # providers after `provider`, in order [none]
-    [runtimes.onnxruntime.provider_options]          # passed to `provider` as strings [none]
-    trt_fp16_enable = true
-    [input_shapes]                    # per task: the static shapes the device is built for [none]
-    digits = [[1, 1, 28, 28]]
+A profile is a TOML file in ``devices/profiles/`` (stdlib ``tomllib``, nothing else); cpu-x86.toml
+shows the required fields, the other shipped profiles the optional ones. Loading validates it against
+the field table below (devices/schema.py): a missing field, a field of the wrong type or an unknown
+field is an error naming the file, the field and what is expected.
 """
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from devices.schema import (MapOf, Rule, Table, Value, distinct_list, int_at_least, is_int, is_number, is_text,
+                            lookup, one_of, validate)
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
 KNOWN_PRECISIONS = ("fp32", "fp16", "int8")
-RUNTIMES = {"onnxruntime": "provider", "openvino": "device"}  # runtime -> its target field
 KNOWN_ARCHES = ("x86_64", "aarch64")  # platform.machine() spellings normalised by host_arch()
 # Quantization presets a profile may name. The first six are optimum's AutoQuantizationConfig
 # constructors (optimum.onnxruntime.configuration); "qnn-qdq-uint8" is onnxruntime's
@@ -52,33 +27,63 @@ KNOWN_ARCHES = ("x86_64", "aarch64")  # platform.machine() spellings normalised 
 # values for OpenVINO IR (symmetric, or asymmetric activations with symmetric weights).
 QUANTIZATION_PRESETS = ("arm64", "avx2", "avx512", "avx512_vnni", "ppc64le", "tensorrt",
                         "qnn-qdq-uint8", "nncf-performance", "nncf-mixed")
+_PRECISION_IN_NAME = re.compile(r"(?:^|[^a-z0-9])(" + "|".join(KNOWN_PRECISIONS) + r")(?:[^a-z0-9]|$)")
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "x86-64": "x86_64", "arm64": "aarch64", "armv8": "aarch64"}
 
-_TOP_FIELDS = {
-    "description": "a string",
-    "threads": "an integer >= 0 (0 = runtime default)",
-    "batch_sizes": "a non-empty list of distinct integers >= 1",
-    "warmup_iterations": "an integer >= 0",
-    "precisions": f"a non-empty list of distinct precisions from {list(KNOWN_PRECISIONS)}",
-    "runtimes": f"a table with at least one of {list(RUNTIMES)}",
-    "repetitions": "a table with min_iterations and min_seconds",
-    "budget_ms": "a table of task = milliseconds (> 0), including 'default'",
+
+def _is_shape_list(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(s, list) and s and all(is_int(d) and d >= 1 for d in s) for s in value)
+
+
+# The profile file format: every field, what it must be, and whether it may be left out.
+FIELDS = {
+    "description": Value("a string", lambda v: isinstance(v, str)),
+    "threads": Value("an integer >= 0 (0 = runtime default)", int_at_least(0)),
+    "warmup_iterations": Value("an integer >= 0", int_at_least(0)),
+    "batch_sizes": Value("a non-empty list of distinct integers >= 1", distinct_list(int_at_least(1), nonempty=True)),
+    "precisions": Value(f"a non-empty list of distinct precisions from {list(KNOWN_PRECISIONS)}",
+                        distinct_list(one_of(KNOWN_PRECISIONS), nonempty=True)),
+    "runtimes": Table({
+        "onnxruntime": Table({
+            "provider": Value("an onnxruntime execution provider name, e.g. 'CPUExecutionProvider'", is_text),
+            # providers tried after `provider`, in order
+            "fallback_providers": Value("a list of distinct execution provider names, other than 'provider'",
+                                        distinct_list(is_text), required=False),
+            # passed to `provider`, as strings (booleans as "1" / "0")
+            "provider_options": MapOf(Value("a string, integer, float or boolean",
+                                            lambda v: isinstance(v, (str, int, float))),
+                                      "a table of option = string, integer, float or boolean", required=False),
+        }, "a table with 'provider'", required=False),
+        "openvino": Table({
+            "device": Value("an OpenVINO device name, e.g. 'CPU'", is_text),
+        }, "a table with 'device'", required=False),
+    }, "a table with at least one of ['onnxruntime', 'openvino']", nonempty=True),
+    "repetitions": Table({  # each (model, batch) is timed until both are reached
+        "min_iterations": Value("an integer >= 1", int_at_least(1)),
+        "min_seconds": Value("a number >= 0 (seconds)", lambda v: is_number(v) and v >= 0),
+    }, "a table with min_iterations and min_seconds"),
+    "budget_ms": MapOf(Value("a number of milliseconds > 0", lambda v: is_number(v) and v > 0),
+                       "a table of task = milliseconds (> 0), including 'default'", must_have=("default",)),
+    # optional: absent means any host arch, dynamic shapes allowed, float models allowed,
+    # all precisions preferred in file order, no quantization preset, no fixed input shapes
+    "arch": Value(f"one of {list(KNOWN_ARCHES)}", one_of(KNOWN_ARCHES), required=False),
+    "static_shapes": Value("true or false", lambda v: isinstance(v, bool), required=False),
+    "requires_quantized": Value("true or false", lambda v: isinstance(v, bool), required=False),
+    "preferred_precisions": Value("a non-empty list of distinct precisions, each also in 'precisions'",
+                                  distinct_list(one_of(KNOWN_PRECISIONS)), required=False),
+    "quantization_preset": Value(f"one of {list(QUANTIZATION_PRESETS)}", one_of(QUANTIZATION_PRESETS), required=False),
+    "input_shapes": MapOf(Value("a non-empty list of shapes, each a non-empty list of integers >= 1", _is_shape_list),
+                          "a table of task = non-empty list of shapes (lists of integers >= 1)", required=False),
 }
-_OPTIONAL_FIELDS = {
-    "arch": f"one of {list(KNOWN_ARCHES)}",
-    "static_shapes": "true or false",
-    "requires_quantized": "true or false",
-    "preferred_precisions": "a non-empty list of distinct precisions, each also in 'precisions'",
-    "quantization_preset": f"one of {list(QUANTIZATION_PRESETS)}",
-    "input_shapes": "a table of task = non-empty list of shapes (lists of integers >= 1)",
-}
-_RUNTIME_OPTIONAL = {
-    "onnxruntime": {
-        "fallback_providers": "a list of distinct execution provider names, other than 'provider'",
-        "provider_options": "a table of option = string, integer, float or boolean",
-    },
-    "openvino": {},
-}
+RULES = (
+    Rule("preferred_precisions",
+         lambda d: f"a non-empty list of distinct precisions, each also in 'precisions' {d['precisions']}",
+         lambda d: bool(d["preferred_precisions"]) and set(d["preferred_precisions"]) <= set(d["precisions"])),
+    Rule("runtimes.onnxruntime.fallback_providers",
+         lambda d: "a list of distinct execution provider names, other than 'provider'",
+         lambda d: lookup(d, "runtimes.onnxruntime.provider") not in lookup(d, "runtimes.onnxruntime.fallback_providers")),
+)
 
 
 class ProfileError(ValueError):
@@ -178,12 +183,24 @@ def host_arch(machine: str | None = None) -> str:
     return _ARCH_ALIASES.get(name, name)
 
 
-def list_profiles() -> list[str]:
+def precision_of(metadata: Mapping[str, str], rel_path: str) -> str:
+    """A model's precision, to match against a profile's: from its metadata ("precision"), else from its
+    path (fp32/fp16/int8), else "unknown"."""
+    value = (metadata.get("precision") or "").strip().lower()
+    if value:
+        return value
+    match = _PRECISION_IN_NAME.search(rel_path.lower())
+    return match.group(1) if match else "unknown"
+
+
+def known_profiles() -> list[str]:
     """Names of the profiles shipped in devices/profiles (file stems), sorted."""
     return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
 
 
-def _resolve(name_or_path: str | Path) -> Path:
+def profile_path(name_or_path: str | Path) -> Path:
+    """The .toml file of a shipped profile name (``cpu-x86``) or of a path; a ProfileError naming the
+    known profiles when there is none."""
     text = str(name_or_path)
     looks_like_path = isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text or "\\" in text
     if looks_like_path:
@@ -193,223 +210,45 @@ def _resolve(name_or_path: str | Path) -> Path:
         return path
     path = PROFILES_DIR / f"{text}.toml"
     if not path.is_file():
-        known = ", ".join(list_profiles()) or "(none)"
+        known = ", ".join(known_profiles()) or "(none)"
         raise ProfileError(f"unknown device profile '{text}'; known profiles: {known} (in {PROFILES_DIR})")
     return path
 
 
-def _type_name(value) -> str:
-    return type(value).__name__
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return (isinstance(value, (int, float))) and not isinstance(value, bool)
-
-
-class _Checker:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def fail(self, field_name: str, expected: str, value=None, *, missing: bool = False) -> ProfileError:
-        if missing:
-            return ProfileError(f"{self.path}: missing field '{field_name}': expected {expected}")
-        return ProfileError(
-            f"{self.path}: field '{field_name}' must be {expected}, got {_type_name(value)} {value!r}"
-        )
-
-    def unknown(self, table: dict, allowed, where: str = "") -> None:
-        extra = sorted(set(table) - set(allowed))
-        if extra:
-            names = ", ".join(f"'{where}{k}'" for k in extra)
-            raise ProfileError(f"{self.path}: unknown field(s) {names}; allowed: {', '.join(sorted(allowed))}")
-
-    def get(self, table: dict, key: str, expected: str, prefix: str = ""):
-        if key not in table:
-            raise self.fail(prefix + key, expected, missing=True)
-        return table[key]
-
-    def table(self, table: dict, key: str, expected: str, prefix: str = "") -> dict:
-        value = self.get(table, key, expected, prefix)
-        if not isinstance(value, dict):
-            raise self.fail(prefix + key, expected, value)
-        return value
-
-    def int_at_least(self, table: dict, key: str, minimum: int, expected: str, prefix: str = "") -> int:
-        value = self.get(table, key, expected, prefix)
-        if not _is_int(value) or value < minimum:
-            raise self.fail(prefix + key, expected, value)
-        return value
-
-    def string(self, table: dict, key: str, expected: str, prefix: str = "", nonempty: bool = True) -> str:
-        value = self.get(table, key, expected, prefix)
-        if not isinstance(value, str) or (nonempty and not value.strip()):
-            raise self.fail(prefix + key, expected, value)
-        return value
+def _option_text(value) -> str:
+    return ("1" if value else "0") if isinstance(value, bool) else str(value)  # what onnxruntime's options parse
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
     """Load and validate a profile by name (``cpu-x86``) or by path to a .toml file."""
-    path = _resolve(name_or_path)
+    path = profile_path(name_or_path)
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}") from exc
+    validate(data, FIELDS, RULES, path, ProfileError)
 
-    c = _Checker(path)
-    c.unknown(data, {**_TOP_FIELDS, **_OPTIONAL_FIELDS})
-
-    description = c.string(data, "description", _TOP_FIELDS["description"], nonempty=False)
-    threads = c.int_at_least(data, "threads", 0, _TOP_FIELDS["threads"])
-    warmup = c.int_at_least(data, "warmup_iterations", 0, _TOP_FIELDS["warmup_iterations"])
-
-    batch_sizes = c.get(data, "batch_sizes", _TOP_FIELDS["batch_sizes"])
-    if (
-        not isinstance(batch_sizes, list)
-        or not batch_sizes
-        or not all(_is_int(b) and b >= 1 for b in batch_sizes)
-        or len(set(batch_sizes)) != len(batch_sizes)
-    ):
-        raise c.fail("batch_sizes", _TOP_FIELDS["batch_sizes"], batch_sizes)
-
-    precisions = c.get(data, "precisions", _TOP_FIELDS["precisions"])
-    if (
-        not isinstance(precisions, list)
-        or not precisions
-        or not all(isinstance(p, str) and p in KNOWN_PRECISIONS for p in precisions)
-        or len(set(precisions)) != len(precisions)
-    ):
-        raise c.fail("precisions", _TOP_FIELDS["precisions"], precisions)
-
-    runtimes = c.table(data, "runtimes", _TOP_FIELDS["runtimes"])
-    c.unknown(runtimes, RUNTIMES, "runtimes.")
-    if not runtimes:
-        raise c.fail("runtimes", _TOP_FIELDS["runtimes"], runtimes)
-    targets: dict[str, str] = {}
-    for runtime, target_key in RUNTIMES.items():
-        if runtime not in runtimes:
-            continue
-        prefix = f"runtimes.{runtime}."
-        section = c.table(runtimes, runtime, f"a table with '{target_key}'", "runtimes.")
-        c.unknown(section, [target_key, *_RUNTIME_OPTIONAL[runtime]], prefix)
-        what = "an onnxruntime execution provider name, e.g. 'CPUExecutionProvider'" if runtime == "onnxruntime" \
-            else "an OpenVINO device name, e.g. 'CPU'"
-        targets[runtime] = c.string(section, target_key, what, prefix)
-        if runtime == "onnxruntime":
-            fallbacks, provider_options = _onnxruntime_extras(c, section, targets[runtime], prefix)
-
-    reps = c.table(data, "repetitions", _TOP_FIELDS["repetitions"])
-    c.unknown(reps, ["min_iterations", "min_seconds"], "repetitions.")
-    min_iterations = c.int_at_least(reps, "min_iterations", 1, "an integer >= 1", "repetitions.")
-    min_seconds = c.get(reps, "min_seconds", "a number >= 0 (seconds)", "repetitions.")
-    if not _is_number(min_seconds) or min_seconds < 0:
-        raise c.fail("repetitions.min_seconds", "a number >= 0 (seconds)", min_seconds)
-
-    budgets = c.table(data, "budget_ms", _TOP_FIELDS["budget_ms"])
-    if "default" not in budgets:
-        raise c.fail("budget_ms.default", "a number of milliseconds > 0", missing=True)
-    budgets_ms: dict[str, float] = {}
-    for task, ms in budgets.items():
-        if not _is_number(ms) or ms <= 0:
-            raise c.fail(f"budget_ms.{task}", "a number of milliseconds > 0", ms)
-        budgets_ms[task] = float(ms)
-
-    optional = _optional_fields(c, data, tuple(precisions))
-    if "onnxruntime" in targets:
-        optional.update(onnxruntime_fallback_providers=fallbacks, onnxruntime_provider_options=provider_options)
-
+    ort = data["runtimes"].get("onnxruntime", {})
     return Profile(
         name=path.stem,
         path=path,
-        description=description,
-        threads=threads,
-        batch_sizes=tuple(batch_sizes),
-        warmup_iterations=warmup,
-        min_iterations=min_iterations,
-        min_seconds=float(min_seconds),
-        precisions=tuple(precisions),
-        budgets_ms=budgets_ms,
-        onnxruntime_provider=targets.get("onnxruntime"),
-        openvino_device=targets.get("openvino"),
-        **optional,
+        description=data["description"],
+        threads=data["threads"],
+        batch_sizes=tuple(data["batch_sizes"]),
+        warmup_iterations=data["warmup_iterations"],
+        min_iterations=data["repetitions"]["min_iterations"],
+        min_seconds=float(data["repetitions"]["min_seconds"]),
+        precisions=tuple(data["precisions"]),
+        budgets_ms={task: float(ms) for task, ms in data["budget_ms"].items()},
+        onnxruntime_provider=ort.get("provider"),
+        openvino_device=data["runtimes"].get("openvino", {}).get("device"),
+        arch=data.get("arch"),
+        static_shapes=data.get("static_shapes", False),
+        requires_quantized=data.get("requires_quantized", False),
+        preferred_precisions=tuple(data.get("preferred_precisions", ())),
+        quantization_preset=data.get("quantization_preset"),
+        input_shapes={task: tuple(tuple(s) for s in shapes) for task, shapes in data.get("input_shapes", {}).items()},
+        onnxruntime_fallback_providers=tuple(ort.get("fallback_providers", ())),
+        onnxruntime_provider_options={k: _option_text(v) for k, v in ort.get("provider_options", {}).items()},
     )
-
-
-def _string_list(c: _Checker, value, field_name: str, expected: str) -> tuple[str, ...]:
-    if (
-        not isinstance(value, list)
-        or not all(isinstance(v, str) and v.strip() for v in value)
-        or len(set(value)) != len(value)
-    ):
-        raise c.fail(field_name, expected, value)
-    return tuple(value)
-
-
-def _onnxruntime_extras(c: _Checker, section: dict, provider: str, prefix: str) -> tuple[tuple[str, ...], dict[str, str]]:
-    """fallback_providers and provider_options of [runtimes.onnxruntime] (both optional)."""
-    expected = _RUNTIME_OPTIONAL["onnxruntime"]
-    fallbacks: tuple[str, ...] = ()
-    if "fallback_providers" in section:
-        fallbacks = _string_list(c, section["fallback_providers"], prefix + "fallback_providers",
-                                 expected["fallback_providers"])
-        if provider in fallbacks:
-            raise c.fail(prefix + "fallback_providers", expected["fallback_providers"], section["fallback_providers"])
-    options: dict[str, str] = {}
-    if "provider_options" in section:
-        table = section["provider_options"]
-        if not isinstance(table, dict):
-            raise c.fail(prefix + "provider_options", expected["provider_options"], table)
-        for key, value in table.items():
-            if isinstance(value, bool):
-                options[key] = "1" if value else "0"  # what onnxruntime's provider options parse
-            elif isinstance(value, (str, int, float)):
-                options[key] = str(value)
-            else:
-                raise c.fail(f"{prefix}provider_options.{key}", "a string, integer, float or boolean", value)
-    return fallbacks, options
-
-
-def _optional_fields(c: _Checker, data: dict, precisions: tuple[str, ...]) -> dict:
-    """The optional top-level fields present in ``data``, validated, as Profile keyword arguments."""
-    out: dict = {}
-    if "arch" in data:
-        value = data["arch"]
-        if not isinstance(value, str) or value not in KNOWN_ARCHES:
-            raise c.fail("arch", _OPTIONAL_FIELDS["arch"], value)
-        out["arch"] = value
-    for flag in ("static_shapes", "requires_quantized"):
-        if flag in data:
-            if not isinstance(data[flag], bool):
-                raise c.fail(flag, _OPTIONAL_FIELDS[flag], data[flag])
-            out[flag] = data[flag]
-    if "preferred_precisions" in data:
-        value = data["preferred_precisions"]
-        preferred = _string_list(c, value, "preferred_precisions", _OPTIONAL_FIELDS["preferred_precisions"])
-        if not preferred or any(p not in precisions for p in preferred):
-            raise c.fail("preferred_precisions", _OPTIONAL_FIELDS["preferred_precisions"] + f" {list(precisions)}", value)
-        out["preferred_precisions"] = preferred
-    if "quantization_preset" in data:
-        value = data["quantization_preset"]
-        if not isinstance(value, str) or value not in QUANTIZATION_PRESETS:
-            raise c.fail("quantization_preset", _OPTIONAL_FIELDS["quantization_preset"], value)
-        out["quantization_preset"] = value
-    if "input_shapes" in data:
-        table = data["input_shapes"]
-        if not isinstance(table, dict):
-            raise c.fail("input_shapes", _OPTIONAL_FIELDS["input_shapes"], table)
-        shapes: dict[str, tuple[tuple[int, ...], ...]] = {}
-        for task, value in table.items():
-            if (
-                not isinstance(value, list)
-                or not value
-                or not all(isinstance(s, list) and s and all(_is_int(d) and d >= 1 for d in s) for s in value)
-            ):
-                raise c.fail(f"input_shapes.{task}", "a non-empty list of shapes, each a non-empty list of integers >= 1",
-                             value)
-            shapes[task] = tuple(tuple(s) for s in value)
-        out["input_shapes"] = shapes
-    return out

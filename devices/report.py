@@ -7,33 +7,14 @@ report that says so and carries no numbers (``not_measured_report``).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from devices.io import write_json, write_text
 
 NOT_MEASURED = "not measured here"
 MEASURED = "measured"
 
 _NUMERIC_ROW_FIELDS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput")
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _profile_name(profile) -> str:
@@ -72,6 +53,46 @@ def validate_report(report: dict) -> None:
                 raise ValueError(f"row {i} ({row.get('model')}, batch {row.get('batch')}): '{key}' is not a measured number: {value!r}")
         if not isinstance(row.get("iterations"), int) or row["iterations"] < 1:
             raise ValueError(f"row {i} ({row.get('model')}): no timed iterations")
+
+
+def read_report(path: str | Path) -> dict:
+    """A device report written by ``devices.run``; an unreadable or invalid one is an error naming the file."""
+    try:
+        report = json.loads(Path(path).read_text())
+        if not isinstance(report, dict):
+            raise ValueError(f"expected a JSON object, got {type(report).__name__}")
+        validate_report(report)
+    except ValueError as exc:  # json.JSONDecodeError is one
+        raise ValueError(f"{path}: not a valid device report: {exc}") from exc
+    return report
+
+
+def brought_back(folder: str | Path, profile_name: str) -> list[dict]:
+    """Reports measured on the device itself and brought back (``python -m devices.run ... --out
+    <folder>/X.json``), sorted by file name; each records its file under "source"."""
+    reports = []
+    for path in sorted(Path(folder).glob("*.json")):
+        report = read_report(path)
+        if report.get("profile") != profile_name:
+            raise ValueError(f"{path}: a report for '{report.get('profile')}' in the folder of '{profile_name}'")
+        reports.append({**report, "source": str(path)})
+    return reports
+
+
+def with_brought_back(report: dict, folder: str | Path) -> dict:
+    """The report of a device not measured here replaced by the last one measured on the device itself."""
+    from_device = brought_back(folder, report["profile"])
+    if report.get("status") == MEASURED or not from_device:
+        return report
+    return {**from_device[-1], "status": MEASURED, "measured_here": False}
+
+
+def summary_metrics(reports: list[dict]) -> dict:
+    """Batch-1 p50/p99 per profile x model x runtime, for `dvc metrics show`."""
+    return {r["profile"]: {f"{row['model']}|{row['runtime']}": {"p50_ms": round(row["p50_ms"], 4),
+                                                                  "p99_ms": round(row["p99_ms"], 4)}
+                           for row in r.get("rows", []) if row["batch"] == 1}
+            for r in reports}
 
 
 def _ms(value: float) -> str:
@@ -181,9 +202,9 @@ def write_device_report(report: dict, out_json: str | Path | None, out_md: str |
     """Write the report as JSON and/or Markdown, each atomically."""
     validate_report(report)
     if out_json is not None:
-        atomic_write_text(out_json, json.dumps(report, indent=2, sort_keys=False) + "\n")
+        write_json(out_json, report)
     if out_md is not None:
-        atomic_write_text(out_md, render_markdown(report))
+        write_text(out_md, render_markdown(report))
 
 
 def render_compatibility(results: list[dict]) -> str:

@@ -15,20 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from devices.latency import measure
-from devices.profile import KNOWN_PRECISIONS, Profile, ProfileError, load_profile
-from devices.report import write_device_report
+from devices.latency import judged_stats, measure
+from devices.model_files import find_models, runtime_of
+from devices.profile import Profile, ProfileError, host_arch, load_profile, precision_of
+from devices.report import not_measured_report, write_device_report
 from devices.system_info import describe_host
-
-RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".xml": "openvino"}
-_PRECISION_IN_NAME = re.compile(r"(?:^|[^a-z0-9])(" + "|".join(KNOWN_PRECISIONS) + r")(?:[^a-z0-9]|$)")
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -73,52 +70,6 @@ def check_runtimes_available(profile: Profile) -> None:
         )
 
 
-ASSETS_DIR = "assets"  # what an app needs beside a model (tokenizer, front end): not models to measure
-
-
-def _for_profile(rel: Path, profile_name: str | None) -> bool:
-    """Variants prepared for one target live under .../targets/<profile>/: only that profile takes them."""
-    parts = rel.parts
-    if ASSETS_DIR in parts[:-1]:
-        return False
-    if "targets" not in parts[:-1]:
-        return True
-    at = parts.index("targets")
-    return profile_name is not None and len(parts) > at + 1 and parts[at + 1] == profile_name
-
-
-def find_models(models_dir: str | Path, profile_name: str | None = None) -> list[Path]:
-    """Exported models under a folder (ONNX files, OpenVINO IR .xml files), sorted: the generic ones,
-    plus those under ``targets/<profile_name>/`` when a profile is named."""
-    root = Path(models_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: models folder not found")
-    found = [p for suffix in RUNTIME_OF_SUFFIX for p in root.rglob(f"*{suffix}")
-             if p.is_file() and _for_profile(p.relative_to(root), profile_name)]
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
-
-
-def is_openvino_ir(path: Path) -> bool:
-    """Whether an .xml file is an OpenVINO IR (root element ``<net>``)."""
-    import xml.etree.ElementTree as ET
-
-    try:
-        for _, elem in ET.iterparse(path, events=("start",)):
-            return elem.tag == "net"
-    except ET.ParseError:
-        return False
-    return False
-
-
-def precision_of(metadata: dict[str, str], rel_path: str) -> str:
-    """Precision from model metadata ("precision"), else from the path (fp32/fp16/int8), else "unknown"."""
-    value = (metadata.get("precision") or "").strip().lower()
-    if value:
-        return value
-    match = _PRECISION_IN_NAME.search(rel_path.lower())
-    return match.group(1) if match else "unknown"
-
-
 def input_shape_for(model: str, input_name: str, dims: list[int | None], batch: int) -> tuple[int, ...] | None:
     """The concrete input shape at ``batch``; None if the model's batch axis is fixed to another size.
 
@@ -141,9 +92,8 @@ def input_shape_for(model: str, input_name: str, dims: list[int | None], batch: 
 def _open(path: Path, profile: Profile):
     from devices.runtimes import open_session
 
-    runtime = RUNTIME_OF_SUFFIX[path.suffix]
     threads = profile.threads or None
-    if runtime == "onnxruntime":
+    if runtime_of(path) == "onnxruntime":
         session = open_session(path, threads, provider=profile.onnxruntime_provider)
         if profile.onnxruntime_provider not in session.providers:
             raise RuntimeUnavailable(
@@ -189,13 +139,10 @@ def measure_models(
     rng = np.random.default_rng(0)
     for path in models:
         rel = path.relative_to(root).as_posix()
-        runtime = RUNTIME_OF_SUFFIX[path.suffix]
+        runtime = runtime_of(path)
         if runtime not in profile.runtimes:
             skipped.append({"model": rel, "batch": None, "reason": f"profile '{profile.name}' has no {runtime} runtime"})
             log(f"skip {rel}: profile has no {runtime} runtime")
-            continue
-        if runtime == "openvino" and not is_openvino_ir(path):
-            log(f"ignore {rel}: not an OpenVINO IR")
             continue
 
         session = _open(path, profile)
@@ -224,27 +171,9 @@ def measure_models(
             bound = session.bind(x)
             stats = measure(lambda _: bound(), x, profile.warmup_iterations, profile.min_iterations,
                             profile.min_seconds)
-            budget = profile.budget_ms(task) if batch == 1 else None
-            row = {
-                "model": rel,
-                "runtime": runtime,
-                "target": profile.runtimes[runtime],
-                "precision": precision,
-                "task": task,
-                "batch": batch,
-                "input_shape": list(shape),
-                "p50_ms": stats["p50_ms"],
-                "p90_ms": stats["p90_ms"],
-                "p99_ms": stats["p99_ms"],
-                "mean_ms": stats["mean_ms"],
-                "min_ms": stats["min_ms"],
-                "max_ms": stats["max_ms"],
-                "iterations": stats["iterations"],
-                "throughput": stats["throughput"],
-                "budget_ms": budget,
-                "meets_budget": (stats["p99_ms"] <= budget) if budget is not None else None,
-            }
-            rows.append(row)
+            rows.append({"model": rel, "runtime": runtime, "target": profile.runtimes[runtime], "precision": precision,
+                         "task": task, "batch": batch, "input_shape": list(shape),
+                         **judged_stats(stats, profile, task, batch)})
             log(f"{rel} [{runtime} {precision}] batch {batch}: p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms, "
                 f"{stats['throughput']:.0f} samples/s ({stats['iterations']} runs)")
         del session
@@ -264,6 +193,16 @@ def measure_models(
         "rows": rows,
         "skipped": skipped,
     }
+
+
+def measure_here(profile: Profile, models_dir: str | Path, log=_log) -> dict:
+    """measure_models where this host can be the profile's device; otherwise a not-measured report saying why."""
+    if not profile.matches_host_arch():
+        return not_measured_report(profile, f"this host is {host_arch()}, the profile's device is {profile.arch}")
+    try:
+        return measure_models(profile, models_dir, log=log)
+    except RuntimeUnavailable as exc:
+        return not_measured_report(profile, str(exc))
 
 
 def main(argv: list[str] | None = None) -> int:

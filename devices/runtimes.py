@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from devices.metadata import metadata_of
+from devices.model_files import runtime_of
+
 
 class Session:
     """A loaded model that maps a float32 batch to its first output.
@@ -81,7 +84,7 @@ class OnnxRuntimeSession(Session):
         self.input_count = len(inputs)
         self.input_shape = [d if isinstance(d, int) and d >= 0 else None for d in inputs[0].shape]
         self.input_dtype = _ORT_DTYPES.get(inputs[0].type)
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.metadata = metadata_of(self.session)
         self.providers = self.session.get_providers()
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -121,7 +124,7 @@ class OpenVinoSession(Session):
             self.input_dtype = np.dtype(first.get_element_type().to_dtype())
         except Exception:  # element types numpy has no dtype for
             self.input_dtype = None
-        self.metadata = _ir_model_info(model)
+        self.metadata = metadata_of(model)
         self.compiled = core.compile_model(model, device, config or {"PERFORMANCE_HINT": "LATENCY"})
         self.request = self.compiled.create_infer_request()
         self.input_name = self.compiled.inputs[0].get_any_name()
@@ -162,25 +165,6 @@ _ORT_DTYPES = {
 }
 
 
-def _ir_model_info(model) -> dict[str, str]:
-    """The IR's ``rt_info["model_info"]`` section as plain strings (empty if absent)."""
-    try:
-        if not model.has_rt_info(["model_info"]):
-            return {}
-        section = model.get_rt_info()["model_info"]
-    except Exception:
-        return {}
-    if not isinstance(section, dict):
-        return {}
-    info = {}
-    for key, value in section.items():
-        try:
-            info[str(key)] = value.astype(str) if hasattr(value, "astype") else str(value)
-        except Exception:
-            continue
-    return info
-
-
 def open_session(
     path: str | Path,
     threads: int | None = None,
@@ -194,16 +178,14 @@ def open_session(
     device) default to the CPU; an unavailable one raises, never falls back.
     """
     path = Path(path)
-    if path.suffix == ".onnx":
+    if runtime_of(path) == "onnxruntime":
         return OnnxRuntimeSession(path, providers=[provider] if provider else None, threads=threads)
-    if path.suffix == ".xml":
-        device = device or "CPU"
-        config = {"PERFORMANCE_HINT": "LATENCY"}
-        if device == "CPU":
-            # OpenVINO runs FP32 layers in bf16 on CPUs with AVX512-BF16 or AMX unless told otherwise: an FP32
-            # (or INT8's float parts) model then answers differently from host to host (logits off by ~0.05)
-            config["INFERENCE_PRECISION_HINT"] = "f32"
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
-        return OpenVinoSession(path, device=device, config=config)
-    raise ValueError(f"{path}: unknown model format '{path.suffix}' (expected .onnx or .xml)")
+    device = device or "CPU"
+    config = {"PERFORMANCE_HINT": "LATENCY"}
+    if device == "CPU":
+        # OpenVINO runs FP32 layers in bf16 on CPUs with AVX512-BF16 or AMX unless told otherwise: an FP32
+        # (or INT8's float parts) model then answers differently from host to host (logits off by ~0.05)
+        config["INFERENCE_PRECISION_HINT"] = "f32"
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return OpenVinoSession(path, device=device, config=config)

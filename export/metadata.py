@@ -5,11 +5,16 @@ Strings are stored as they are; every other value is JSON-encoded. Reading JSON-
 value where it decodes, so a string that is itself valid JSON (e.g. "17" or "true") comes back
 decoded; store such values as their real type.
 
+What a deployable model carries (model_metadata): its task, labels, input contract, the modality's
+kind (which app-side preprocessor to run) and name (which configured data it was trained on),
+preprocessing, head-specific fields, the source version and precision.
+
 Reading needs only onnxruntime (ONNX) or openvino (IR): what an app on a device has.
 """
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,44 @@ from typing import Any
 from devices.io import atomic_path
 
 IR_SECTION = "model_info"
+
+
+def modality_metadata(modality) -> dict[str, str]:
+    """Apps look preprocessors up by "modality" (the kind: image, video, audio, text); the configured
+    instance ("scenes", "machines", ...) is recorded beside it."""
+    return {"modality": modality.kind, "modality_name": modality.name}
+
+
+def model_metadata(modality, *, task: str, head: str, method: str, labels: list, head_fields: Mapping[str, Any],
+                   assets: list[str]) -> dict[str, Any]:
+    """The FP32 export's metadata (see the module docstring)."""
+    spec = modality.input_spec()
+    metadata = {
+        "task": task, "head": head, "method": method, **modality_metadata(modality),
+        "labels": labels, "input_name": spec["name"], "input_shape": spec["shape"],
+        "input_dtype": spec["dtype"], "preprocessing": modality.preprocessing(),
+        **head_fields, "source_commit": source_commit(), "precision": "fp32", "assets": assets,
+    }
+    if "range" in spec:
+        metadata["input_range"] = spec["range"]
+    return metadata
+
+
+def int8_metadata(source: Mapping[str, Any], quantizer: str, preset: str | None = None) -> dict[str, Any]:
+    """An INT8 variant's metadata: the source's, plus "precision", "quantizer" and, when one was named,
+    the device-profile "preset"."""
+    return {**source, "precision": "int8", "quantizer": quantizer, **({"preset": preset} if preset else {})}
+
+
+def source_commit() -> str:
+    """The git commit the export was made from ('-dirty' when the tree has changes)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
 
 
 def encode_value(key: str, value: Any) -> str:

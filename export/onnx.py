@@ -1,13 +1,15 @@
 """torch -> single-file ONNX with a dynamic batch axis and embedded metadata.
 
-Exporter choice: the TorchScript exporter (dynamo=False) is the default because
-  * it honours opset 17 (params.yaml). The dynamo exporter only emits opset >= 18; asked for 17 it
-    tries onnx's version converter, which fails on these graphs (Squeeze/ReduceMean axes adapter)
-    and silently leaves the model at opset 18;
-  * it exports the timm-Block classifiers in well under a second (dynamo: ~5 s) to plain
-    MatMul/Softmax/LayerNormalization graphs that onnxruntime's QDQ quantizer and OpenVINO handle.
-It is deprecated since torch 2.9; dynamo=True (opset >= 18) produces an equally usable graph for
-the same models and is the way forward once the pipeline moves to opset 18.
+The exporter follows the opset (params.yaml export.opset) and the model (exporter_for):
+  * opset >= 18: the torch.export-based exporter (dynamo=True), batch axis a torch.export.Dim; models
+    whose dynamo graph a later step cannot take stay on the TorchScript exporter, each with its
+    reason in LEGACY_MODELS;
+  * opset < 18: the TorchScript exporter (deprecated since torch 2.9). The dynamo exporter emits
+    opset >= 18 only: asked for 17 it runs onnx's version converter, which fails on these graphs
+    (Squeeze/ReduceMean axes adapter) and leaves the model at opset 18.
+Both give the same outputs, INT8 figures and OpenVINO conversions for the project's models (classifiers,
+detector, reconstruction scorer, audio front end); the dynamo export takes ~5-15 s per model, the
+TorchScript one under a second.
 """
 from __future__ import annotations
 
@@ -25,6 +27,22 @@ from export.metadata import set_onnx_metadata
 
 DYNAMO_MIN_OPSET = 18
 BATCH_AXIS = "batch"
+DYNAMO, TORCHSCRIPT = "dynamo", "torchscript"
+# Model class -> why the dynamo exporter's graph does not serve it (torch 2.14, onnxruntime 1.32).
+LEGACY_MODELS = {
+    "KnnAnomalyModel": "F.normalize becomes Expand(Clip(norm), Concat(Shape slices)), on which onnxruntime's "
+                       "quant_pre_process (symbolic shape inference, before INT8 quantization) fails: "
+                       "TypeError: object of type 'NoneType' has no len()",
+}
+
+
+def exporter_for(model: torch.nn.Module, opset: int) -> tuple[str, str]:
+    """(DYNAMO or TORCHSCRIPT, why) for exporting `model` at `opset`."""
+    if opset < DYNAMO_MIN_OPSET:
+        return TORCHSCRIPT, f"opset {opset}: the dynamo exporter emits opset >= {DYNAMO_MIN_OPSET} only"
+    if type(model).__name__ in LEGACY_MODELS:
+        return TORCHSCRIPT, LEGACY_MODELS[type(model).__name__]
+    return DYNAMO, "torch.export-based exporter"
 
 
 def export_onnx(
@@ -35,10 +53,9 @@ def export_onnx(
     input_name: str,
     output_names: Sequence[str],
     opset: int = 17,
-    *,
-    dynamo: bool = False,
 ) -> Path:
-    """Export `model` (in eval mode) to a self-contained .onnx file with a dynamic batch axis 0.
+    """Export `model` (in eval mode) to a self-contained .onnx file with a dynamic batch axis 0, with the
+    exporter exporter_for picks.
 
     The graph is validated with onnx.checker (full check, incl. shape inference), `metadata` is
     stored in metadata_props, and the file is written atomically. Returns the path.
@@ -50,8 +67,6 @@ def export_onnx(
         raise ValueError(f"example_input must be a tensor with a batch axis 0 of size >= 1, got {example_input!r:.80}")
     if not output_names:
         raise ValueError("output_names must name at least one output")
-    if dynamo and opset < DYNAMO_MIN_OPSET:
-        raise ValueError(f"the dynamo exporter needs opset >= {DYNAMO_MIN_OPSET}, got opset {opset}")
 
     was_training = model.training
     model.eval()
@@ -59,7 +74,8 @@ def export_onnx(
         _check_output_count(model, example_input, output_names)
         with tempfile.TemporaryDirectory(prefix="onnx-export-") as tmp:
             raw = Path(tmp) / "model.onnx"
-            _torch_export(model, example_input, raw, input_name, list(output_names), opset, dynamo)
+            exporter, _ = exporter_for(model, opset)
+            _torch_export(model, example_input, raw, input_name, list(output_names), opset, exporter == DYNAMO)
             proto = onnx.load(str(raw))  # also pulls in any external data the exporter split off
     finally:
         model.train(was_training)
@@ -72,6 +88,7 @@ def export_onnx(
     fixed = [v.name for v in [*proto.graph.input, *proto.graph.output] if not _has_symbolic_batch(v)]
     if fixed:
         raise ValueError(f"{path}: exported {fixed} without a dynamic batch axis 0 (the trace froze the batch size)")
+    _drop_trace_notes(proto)
     set_onnx_metadata(proto, metadata)
     try:
         onnx.checker.check_model(proto, full_check=True)
@@ -86,6 +103,15 @@ def export_onnx(
 def _has_symbolic_batch(value) -> bool:
     dims = value.type.tensor_type.shape.dim
     return len(dims) > 0 and bool(dims[0].dim_param)
+
+
+def _drop_trace_notes(proto) -> None:
+    """Remove the dynamo exporter's per-value notes (FX node names, stack traces with this checkout's
+    absolute paths): the file then depends only on the model, not on where it was exported."""
+    graph = proto.graph
+    for item in [*graph.node, *graph.input, *graph.output, *graph.value_info, *graph.initializer]:
+        del item.metadata_props[:]
+        item.doc_string = ""
 
 
 def _check_output_count(model, example_input, output_names) -> None:
@@ -108,7 +134,7 @@ def _torch_export(model, example_input, out: Path, input_name, output_names, ops
         return
     axes = {name: {0: BATCH_AXIS} for name in [input_name, *output_names]}
     with warnings.catch_warnings():
-        # The legacy exporter is chosen on purpose (see module docstring); its deprecation notices
+        # The TorchScript exporter is chosen on purpose (see module docstring); its deprecation notices
         # would otherwise repeat on every export. TracerWarnings stay visible: they flag Python
         # control flow that got frozen into the graph.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")

@@ -1,11 +1,11 @@
 """ONNX -> OpenVINO IR (model.xml + model.bin) per precision, carrying the ONNX metadata along."""
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from devices.io import scratch_dir
+from export.files import move_into_place
 from export.metadata import read_metadata, set_ir_metadata
 
 PRECISIONS = ("fp32", "fp16")
@@ -41,7 +41,7 @@ def export_openvino(onnx_path: str | Path, out_dir: str | Path,
 
 
 def save_ir(model, xml_path: str | Path, compress_to_fp16: bool) -> Path:
-    """ov.save_model into a scratch folder, then move .bin and .xml into place.
+    """ov.save_model into a scratch folder, then move .bin and .xml into place (mode 0644).
 
     The .bin is replaced first: the .xml is what readers open, so a new .xml never points at an
     old .bin. (Each file is replaced atomically; the pair is not.)
@@ -54,6 +54,6 @@ def save_ir(model, xml_path: str | Path, compress_to_fp16: bool) -> Path:
     with scratch_dir(xml_path.parent) as tmp:
         tmp_xml = tmp / xml_path.name
         ov.save_model(model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
-        os.replace(tmp_xml.with_suffix(".bin"), xml_path.with_suffix(".bin"))
-        os.replace(tmp_xml, xml_path)
+        move_into_place(tmp_xml.with_suffix(".bin"), xml_path.with_suffix(".bin"))
+        move_into_place(tmp_xml, xml_path)
     return xml_path

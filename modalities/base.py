@@ -16,46 +16,7 @@ import torch
 from torch import nn
 
 from modalities import masking
-
-SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class Split:
-    """One split held in memory: raw samples (the stored dtype) and labels."""
-
-    x: np.ndarray
-    y: np.ndarray
-    labels: list[str]
-
-    def __post_init__(self):
-        if len(self.x) != len(self.y):
-            raise ValueError(f"split has {len(self.x)} samples but {len(self.y)} labels")
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """What a saved split holds: x, y and the per-sample extras of a subclass (boxes, sources)."""
-        return {"x": self.x, "y": self.y}
-
-
-def split_from_arrays(arrays, labels: list[str], where: str = "split") -> Split:
-    """A saved split's arrays -> the Split subclass they make: DetectionSplit when they hold boxes,
-    AnomalySplit when they hold a source per sample, else a plain Split."""
-    from modalities.anomaly import AnomalySplit  # these modules build on Split
-    from modalities.image.detection import DetectionSplit
-
-    files = set(arrays.files if hasattr(arrays, "files") else arrays)
-    x, y = arrays["x"], arrays["y"]
-    try:
-        if "boxes" in files:
-            return DetectionSplit(x, y, labels, boxes=arrays["boxes"], classes=arrays["classes"])
-        if "source" in files:
-            return AnomalySplit(x, y, labels, source=arrays["source"])
-        return Split(x, y, labels)
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"{where}: {exc}") from exc
+from modalities.splits import Split, split_from_arrays
 
 
 @dataclass
@@ -65,6 +26,7 @@ class PreparedData:
     splits: dict[str, Split]
     source: str
     skipped: list[str] = field(default_factory=list)  # files skipped as unreadable
+    files: dict[str, str] = field(default_factory=dict)  # name -> text, written beside the splits (a tokenizer)
 
 
 class Modality(ABC):

@@ -7,9 +7,9 @@ import soundfile as sf
 import torch
 
 from modalities import get_modality
-from modalities.anomaly import (ANOMALY, NORMAL, load_anomaly_split, read_anomaly_folder, read_dcase,
-                                        read_mimii, save_anomaly_split)
-from modalities.image.readers import CorruptFileError
+from modalities.audio.anomaly_readers import read_dcase, read_mimii
+from modalities.splits import ANOMALY, NORMAL, CorruptFileError, load_anomaly_split, save_anomaly_split
+from modalities.video.readers import read_anomaly_folder
 from pipeline.tasks.anomaly.scorers import (KnnAnomalyModel, ReconstructionAnomalyModel, anomaly_metadata, anomaly_scores,
                               embedding_bank, fixed_masks, threshold_at_fpr, threshold_report)
 from pipeline.tasks.anomaly.metrics import anomaly_report, auroc, pauc, pauc_mcclish

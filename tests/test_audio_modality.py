@@ -9,9 +9,8 @@ import torchaudio
 from devices.preprocess import InputSpec
 from devices.preprocess.audio import preprocess_audio
 from modalities import get_modality
-from modalities.audio.modality import stratified_split
 from modalities.audio.readers import ClipFormat, read_clip
-from modalities.image.readers import CorruptFileError
+from modalities.splits import CorruptFileError, stratified_split
 from pipeline.config.params import ParamsError, parse
 
 RATE = 16000

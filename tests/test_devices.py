@@ -12,10 +12,14 @@ import numpy as np
 import pytest
 
 from devices import benchmark_app as bapp
-from devices.latency import measure
-from devices.profile import Profile, ProfileError, list_profiles, load_profile
-from devices.report import NOT_MEASURED, atomic_write_text, not_measured_report, render_markdown, write_device_report
-from devices.run import ModelInputError, RuntimeUnavailable, input_shape_for, measure_models, precision_of
+from devices.latency import judged_stats, measure
+from devices.metadata import decode_metadata, read_metadata
+from devices.model_files import UnknownModelFormat, find_models
+from devices.profile import Profile, ProfileError, known_profiles, load_profile, precision_of
+from devices.report import (NOT_MEASURED, not_measured_report, read_report, render_markdown, with_brought_back,
+                            write_device_report)
+from devices.run import ModelInputError, RuntimeUnavailable, input_shape_for, measure_models
+from devices.schema import MapOf, Table, Value, is_number, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +90,7 @@ def make_ir(onnx_path: Path, xml_path: Path, model_info: dict[str, str] | None =
 
 
 def test_shipped_profile_loads():
-    assert "cpu-x86" in list_profiles()
+    assert "cpu-x86" in known_profiles()
     p = load_profile("cpu-x86")
     assert isinstance(p, Profile)
     assert p.name == "cpu-x86"
@@ -174,6 +178,22 @@ def test_unknown_field_is_an_error(tmp_path, extra, where):
     assert "unknown field" in str(err.value) and where in str(err.value) and str(path) in str(err.value)
 
 
+def test_schema_errors_name_the_file_and_the_dotted_key():
+    fields = {"reps": Table({"n": Value("an integer", lambda v: isinstance(v, int))}, "a table with n"),
+              "budget": MapOf(Value("a number", is_number), "a table of numbers", must_have=("default",))}
+    validate({"reps": {"n": 3}, "budget": {"default": 1.5}}, fields, (), "dev.toml")
+    for data, message in [
+        ({"reps": {"n": "3"}, "budget": {"default": 1}}, "dev.toml: field 'reps.n' must be an integer, got str '3'"),
+        ({"reps": {}, "budget": {"default": 1}}, "dev.toml: missing field 'reps.n': expected an integer"),
+        ({"reps": {"n": 3}, "budget": {"x": 1}}, "dev.toml: missing field 'budget.default': expected a number"),
+        ({"reps": {"n": 3}, "budget": {"default": 1, "x": None}}, "dev.toml: field 'budget.x' must be a number"),
+        ({"reps": {"n": 3, "m": 1}, "budget": {"default": 1}}, "dev.toml: unknown field(s) 'reps.m'; allowed: n"),
+    ]:
+        with pytest.raises(ProfileError) as err:
+            validate(data, fields, (), "dev.toml", ProfileError)
+        assert str(err.value).startswith(message)
+
+
 def test_invalid_toml_names_file(tmp_path):
     path = write_profile(tmp_path, "threads = = 1\n")
     with pytest.raises(ProfileError, match="not valid TOML"):
@@ -232,6 +252,44 @@ def test_measure_real_function_ordering():
 def test_measure_rejects_bad_arguments():
     with pytest.raises(ValueError):
         measure(lambda a: a, np.zeros((1, 1)), warmup=0, min_iters=0, min_seconds=0)
+
+
+def test_budget_applies_to_p99_at_batch_1():
+    profile = load_profile("cpu-x86")
+    stats = {"p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": 6.0, "mean_ms": 1.5, "min_ms": 0.5, "max_ms": 9.0,
+             "iterations": 300, "throughput": 666.0, "batch": 1, "measured_seconds": 1.0}
+    row = judged_stats(stats, profile, "digits", 1)
+    assert row["budget_ms"] == 5.0 and row["meets_budget"] is False and "measured_seconds" not in row
+    assert judged_stats(dict(stats, p99_ms=5.0), profile, "digits", 1)["meets_budget"] is True
+    assert judged_stats(stats, profile, "digits", 32) == {**row, "budget_ms": None, "meets_budget": None}
+
+
+# --- model files and their metadata ---------------------------------------------------------------
+
+
+def test_metadata_reader_on_onnx_and_openvino_ir(tmp_path):
+    meta = {"task": "digits", "precision": "fp32", "labels": '["a", "b"]'}
+    src = make_onnx(tmp_path / "m.onnx", metadata=meta)
+    ir = make_ir(src, tmp_path / "ir" / "m.xml", meta)
+    assert read_metadata(src) == read_metadata(ir) == meta
+    assert decode_metadata(read_metadata(ir))["labels"] == ["a", "b"]
+    assert read_metadata(make_ir(src, tmp_path / "bare.xml")) == {}  # an IR without the section
+    with pytest.raises(FileNotFoundError, match="gone.onnx"):
+        read_metadata(tmp_path / "gone.onnx")
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="bad.onnx: onnxruntime cannot read"):
+        read_metadata(tmp_path / "bad.onnx")
+    with pytest.raises(UnknownModelFormat, match="m.pt.*expected .onnx or .xml"):
+        read_metadata(tmp_path / "m.pt")
+
+
+def test_find_models_skips_hidden_folders_assets_and_other_targets(tmp_path):
+    for rel in ["a/model.onnx", "a/.cache/model.onnx", ".dvc/x.onnx", "a/.model.onnx.x1.tmp.onnx",
+                "a/assets/frontend.onnx", "a/targets/npu/model.onnx", "a/targets/cpu/model.onnx"]:
+        make_onnx(tmp_path / rel)
+    (tmp_path / "a" / "notes.xml").write_text("<notes/>")  # not an OpenVINO IR
+    names = [p.relative_to(tmp_path).as_posix() for p in find_models(tmp_path, "npu")]
+    assert names == ["a/model.onnx", "a/targets/npu/model.onnx"]
 
 
 # --- runner -------------------------------------------------------------------------------------
@@ -356,12 +414,40 @@ def test_report_refuses_rows_without_measurements(tmp_path):
         render_markdown({"profile": "x", "status": NOT_MEASURED, "rows": [dict(row, p99_ms=1.0)]})
 
 
-def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
-    target = tmp_path / "a.json"
-    target.write_text("old")
-    atomic_write_text(target, "new")
-    assert target.read_text() == "new"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+def measured(profile: str, model: str = "m.onnx") -> dict:
+    return {"profile": profile, "status": "measured", "rows": [
+        {"model": model, "runtime": "onnxruntime", "batch": 1, "p50_ms": 1.0, "p90_ms": 1.0, "p99_ms": 1.0,
+         "mean_ms": 1.0, "throughput": 1000.0, "iterations": 10}]}
+
+
+def test_reports_brought_back_from_the_device(tmp_path):
+    folder = tmp_path / "device_reports" / "jetson-orin"
+    here = not_measured_report("jetson-orin", "no Jetson attached")
+    assert with_brought_back(here, folder) == here  # no folder, nothing brought back
+    folder.mkdir(parents=True)
+    (folder / "a.json").write_text(json.dumps(measured("jetson-orin", "old.onnx")))
+    (folder / "b.json").write_text(json.dumps(measured("jetson-orin", "new.onnx")))
+    merged = with_brought_back(here, folder)
+    assert merged["measured_here"] is False and merged["status"] == "measured"
+    assert merged["rows"][0]["model"] == "new.onnx" and merged["source"] == str(folder / "b.json")
+    assert with_brought_back(measured("jetson-orin"), folder)["rows"][0]["model"] == "m.onnx"  # measured here wins
+
+
+@pytest.mark.parametrize("text,why", [('{"profile": "jetson-orin", "rows": [', "not a valid device report"),
+                                      ("[1, 2]", "expected a JSON object"),
+                                      ('{"profile": "jetson-orin"}', "lacks 'rows'")])
+def test_a_broken_brought_back_report_is_named(tmp_path, text, why):
+    (tmp_path / "broken.json").write_text(text)
+    with pytest.raises(ValueError, match=f"broken.json: .*{why}"):
+        with_brought_back(not_measured_report("jetson-orin", "absent"), tmp_path)
+    with pytest.raises(ValueError, match="broken.json"):
+        read_report(tmp_path / "broken.json")
+
+
+def test_a_report_of_another_device_is_refused(tmp_path):
+    (tmp_path / "x.json").write_text(json.dumps(measured("cpu-arm64")))
+    with pytest.raises(ValueError, match="x.json: a report for 'cpu-arm64' in the folder of 'jetson-orin'"):
+        with_brought_back(not_measured_report("jetson-orin", "absent"), tmp_path)
 
 
 # --- benchmark_app ------------------------------------------------------------------------------
@@ -421,7 +507,7 @@ def test_devices_import_without_torch_yaml_pydantic():
         for name in ("torch", "yaml", "pydantic", "torchvision", "timm"):
             sys.modules[name] = None  # importing any of these now raises ImportError
         import devices.run, devices.profile, devices.latency, devices.report, devices.runtimes
-        import devices.system_info, devices.benchmark_app
+        import devices.system_info, devices.benchmark_app, devices.compat, devices.metadata, devices.predict
         lazy = [m for m in ("onnxruntime", "openvino") if m in sys.modules]
         assert not lazy, f"imported eagerly: {lazy}"
         print("ok")

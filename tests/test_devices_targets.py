@@ -18,7 +18,7 @@ from devices.profile import (
     QUANTIZATION_PRESETS,
     ProfileError,
     host_arch,
-    list_profiles,
+    known_profiles,
     load_profile,
 )
 
@@ -114,10 +114,10 @@ def check(result: dict, name: str) -> dict:
 
 
 def test_shipped_profiles_include_the_new_targets():
-    assert set(NEW_PROFILES) | {"cpu-x86"} <= set(list_profiles())
+    assert set(NEW_PROFILES) | {"cpu-x86"} <= set(known_profiles())
 
 
-@pytest.mark.parametrize("name", list_profiles())
+@pytest.mark.parametrize("name", known_profiles())
 def test_every_shipped_profile_loads_and_is_consistent(name):
     p = load_profile(name)
     assert p.name == name and p.description and p.runtimes
@@ -340,6 +340,7 @@ def test_check_all_and_cli(tmp_path):
     models = tmp_path / "exports"
     tiny_onnx(models / "a" / "model.onnx")
     tiny_qdq_onnx(models / "a" / "model.int8.onnx")
+    tiny_onnx(models / ".cache" / "model.onnx")  # hidden folders are not walked
     results = check_all(load_profile("qualcomm-npu"), models)
     assert [r["model"] for r in results] == ["a/model.int8.onnx", "a/model.onnx"]
     assert [r["ok"] for r in results] == [True, False]
@@ -350,10 +351,29 @@ def test_check_all_and_cli(tmp_path):
          "--models", str(models), "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # a model fails a check
     assert "FAIL" in proc.stdout and "static_shapes" in proc.stdout
+    assert proc.stdout.splitlines()[-1].startswith("4 model checks: 3 ok, 1 failed")
     written = json.loads(out.read_text())
     assert {(r["profile"], r["model"], r["ok"]) for r in written} == {
         ("qualcomm-npu", "a/model.int8.onnx", True), ("qualcomm-npu", "a/model.onnx", False),
         ("cpu-x86", "a/model.int8.onnx", True), ("cpu-x86", "a/model.onnx", True),
     }
+
+
+def test_compat_without_openvino_skips_ir_models_and_hidden_folders(tmp_path):
+    """As on a device with only onnxruntime: IR files are reported, not read; hidden folders are not walked."""
+    models = tmp_path / "exports"
+    tiny_ir(tiny_onnx(models / "a" / "model.onnx"), models / "a" / "openvino" / "model.xml", "fp32")
+    (models / "a" / ".partial").mkdir()
+    (models / "a" / ".partial" / "model.onnx").write_bytes(b"half a model")  # read, it would be an error (exit 2)
+    code = ("import sys; sys.modules['openvino'] = None; from devices.compat.cli import main; "
+            f"sys.exit(main(['--profile', 'cpu-x86', '--profile', 'cpu-arm64', '--models', {str(models)!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split()[:3] for line in lines if not line.startswith(" ")][:4] == [
+        ["cpu-x86", "ok", "a/model.onnx"], ["cpu-x86", "skip", "a/openvino/model.xml"],
+        ["cpu-arm64", "ok", "a/model.onnx"], ["cpu-arm64", "n/a", "a/openvino/model.xml"]]
+    assert "openvino is not installed" in proc.stdout
+    assert lines[-1].startswith("4 model checks: 2 ok, 0 failed, 1 not applicable") and "1 not checkable here" in lines[-1]

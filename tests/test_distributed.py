@@ -42,6 +42,7 @@ def test_pretrain_under_torchrun_with_two_cpu_processes(tmp_path):
     for name in ("pipeline", "modalities", "devices", "export"):
         shutil.copytree(ROOT / name, tmp_path / name)
     shutil.copy(ROOT / "tests" / "params.tiny.yaml", tmp_path / "params.yaml")
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")  # the stages read only the params it declares
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "pipeline.stages.prepare", "--modality", "image"], cwd=tmp_path,
                    env=env, check=True)

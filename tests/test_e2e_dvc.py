@@ -49,7 +49,10 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
             assert export["onnx_parity_ok"], (task, method)
             if params["tasks"][task].get("head", "classification") == "classification":
                 assert export["variants"]["onnx-fp32"]["top1_agreement"] == 1.0, (task, method)
-    assert "metrics/bench.json" in names
+    assert names == {"metrics/summary.json"}  # the compact headline file; the detail files sit beside it
+    headline = json.loads((tmp_path / "metrics/summary.json").read_text())
+    assert set(headline) == set(params["tasks"]) and all(set(headline[t]) == set(params["methods"]) for t in headline)
+    assert (tmp_path / "metrics/bench.json").is_file()
     assert (tmp_path / "exports/sentiment/mae/assets/tokenizer.json").is_file()  # shipped with text models
     assert (tmp_path / "exports/keywords/mae/assets/frontend.onnx").is_file()  # audio's exported front end
     detection = json.loads((tmp_path / "metrics/finetune/adas/mae.json").read_text())
@@ -83,3 +86,20 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
     # a second repro has nothing to do: every stage's deps and outs are declared
     status = run(dvc + ["status"], tmp_path, env)
     assert "didn't change" in status or "up to date" in status
+
+    # one modality's data changed: only the stages that read it are out of date
+    with open(tmp_path / "data/image/manifest.json", "a") as f:
+        f.write(" ")
+    assert _changed_stages(dvc, tmp_path, env) == {"pretrain@image", "probe@image", "finetune@digits", "export@digits",
+                                                   "prepare@image"}
+    run(dvc + ["checkout", "data/image"], tmp_path, env)
+    # a module touched: exactly the stages that import it
+    with open(tmp_path / "pipeline/tasks/detection/head.py", "a") as f:
+        f.write("\n")
+    changed = _changed_stages(dvc, tmp_path, env)
+    assert {s.split("@")[0] for s in changed} == {"finetune", "export", "bench", "report"}, changed
+    assert {s for s in changed if s.startswith("finetune@")} == {f"finetune@{t}" for t in params["tasks"]}
+
+
+def _changed_stages(dvc, cwd, env) -> set[str]:
+    return set(json.loads(run(dvc + ["status", "--json"], cwd, env)))

@@ -1,6 +1,8 @@
 """Export chain on a tiny timm-Block classifier: ONNX, OpenVINO FP32/FP16, INT8 (ORT, NNCF)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -102,16 +104,34 @@ def test_metadata_round_trip(onnx_path, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.onnx"]
 
 
-def test_dynamo_exporter_also_works(model, tmp_path, eval_x, reference):
-    with pytest.raises(ValueError, match="opset >= 18"):
-        export_onnx(model, torch.from_numpy(eval_x[:2]), tmp_path / "m.onnx", {}, "pixels", ["logits"], 17, dynamo=True)
-    path = export_onnx(model, torch.from_numpy(eval_x[:2]), tmp_path / "m.onnx", METADATA, "pixels", ["logits"], 18,
-                       dynamo=True)
-    session = open_session(path)
-    assert session.run(eval_x[:1]).shape == (1, CLASSES)
+def test_opset_18_takes_the_dynamo_exporter_with_the_same_contract(model, calibration, tmp_path, eval_x, reference):
+    """Dynamic batch, names, metadata, parity, INT8; the file self-contained and the same on every export."""
+    import onnx
+
+    from export.onnx import DYNAMO, TORCHSCRIPT, exporter_for
+
+    assert exporter_for(model, 17)[0] == TORCHSCRIPT and exporter_for(model, 18)[0] == DYNAMO
+    paths = [export_onnx(model, torch.from_numpy(eval_x[:2]), tmp_path / name / "m.onnx", METADATA, "pixels",
+                         ["logits"], 18) for name in ("a", "b")]
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert sorted(p.name for p in paths[0].parent.iterdir()) == ["m.onnx"]
+    proto = onnx.load(str(paths[0]))
+    assert [o.version for o in proto.opset_import if o.domain == ""] == [18]
+    assert not any(n.metadata_props for n in proto.graph.node)  # no stack traces with this checkout's paths
+    session = open_session(paths[0])
+    assert session.input_name == "pixels" and session.run(eval_x[:1]).shape == (1, CLASSES)
     stats = compare_outputs(reference, session.predict(eval_x, batch_size=7))
     assert stats["max_abs_diff"] < 1e-4 and stats["top1_agreement"] == 1.0
-    assert read_metadata(path) == METADATA
+    assert read_metadata(paths[0]) == METADATA
+    _check_int8(quantize_onnx_int8(paths[0], tmp_path / "int8.onnx", calibration), reference, eval_x)
+
+
+def test_models_kept_on_the_torchscript_exporter_say_why():
+    from export.onnx import LEGACY_MODELS, TORCHSCRIPT, exporter_for
+    from pipeline.tasks.anomaly.scorers import KnnAnomalyModel
+
+    knn = KnnAnomalyModel.__new__(KnnAnomalyModel)  # the exporter looks at the class only
+    assert exporter_for(knn, 18) == (TORCHSCRIPT, LEGACY_MODELS["KnnAnomalyModel"])
 
 
 def test_export_rejects_wrong_output_names(model, tmp_path):
@@ -214,3 +234,53 @@ def test_parity_helpers():
         compare_outputs(ref, ref[:1])
     with pytest.raises(ValueError, match="labels"):
         accuracy(ref, np.array([1, 1, 0]))
+
+
+# ---- files on disk --------------------------------------------------------------------------
+
+def test_every_exported_file_is_readable_by_others(model, calibration, tmp_path):
+    """Under a umask that hides files from other users, the exports still end up 0644: ONNX, OpenVINO
+    .xml/.bin moved out of scratch folders, INT8 by every quantizer kind, device variants."""
+    import os
+    import stat
+
+    from export.standard import quantize_standard
+    from export.variants import prepare_for_profile
+
+    old = os.umask(0o077)
+    try:
+        onnx_path = export_onnx(model, torch.from_numpy(_inputs(2, seed=3)), tmp_path / "model.onnx", METADATA,
+                                "pixels", ["logits"])
+        export_openvino(onnx_path, tmp_path / "openvino")
+        quantize_standard(tmp_path, calibration, nncf_preset="performance")
+        assert prepare_for_profile("cpu-arm64", tmp_path, calibration, "tiny")  # optimum's arm64 INT8
+    finally:
+        os.umask(old)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} >= {".onnx", ".xml", ".bin"}
+    assert {p.relative_to(tmp_path).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {
+        p.relative_to(tmp_path).as_posix(): oct(0o644) for p in files}
+
+
+def test_stale_scratch_of_a_killed_export_is_removed(tmp_path):
+    from devices.io import atomic_path, scratch_dir
+    from export.files import remove_stale_scratch
+
+    kept = tmp_path / "openvino" / "fp32" / "model.xml"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("<net/>")
+    for near in (tmp_path, kept.parent):  # what a SIGKILL inside these context managers leaves behind
+        with scratch_dir(near) as scratch:
+            leftover = Path(scratch.name)
+        (near / leftover).mkdir()
+        (near / leftover / "model.bin").write_bytes(b"half")
+    with pytest.raises(InterruptedError), atomic_path(tmp_path / "model.onnx") as tmp:
+        half_written = tmp.name
+        raise InterruptedError
+    (tmp_path / half_written).write_bytes(b"half")
+    (tmp_path / "model.onnx.keep").write_bytes(b"")  # an ordinary file stays
+    removed = remove_stale_scratch(tmp_path)
+    assert len(removed) == 3
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        "model.onnx.keep", "openvino/fp32/model.xml"]
+    assert remove_stale_scratch(tmp_path / "missing") == []

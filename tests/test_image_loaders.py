@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from modalities import get_modality
-from modalities.image.readers import CorruptFileError, read_cifar10
+from modalities.image.readers import read_cifar10
+from modalities.splits import CorruptFileError
 from pipeline.config.params import parse
 
 

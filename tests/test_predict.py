@@ -249,7 +249,7 @@ def test_bad_images_are_named(built, tmp_path):
 def test_unknown_modality_names_it_and_new_modalities_plug_in(built, tmp_path):
     from devices import preprocess as pre
     from devices.predict import Predictor
-    from devices.preprocess import PreprocessError
+    from devices.preprocess import PreprocessError, base
 
     smell = export(built["net"], tmp_path / "smell.onnx", meta=metadata(modality="smell"))
     predictor = Predictor(smell)
@@ -268,7 +268,7 @@ def test_unknown_modality_names_it_and_new_modalities_plug_in(built, tmp_path):
         result = predictor.predict([0.25])
         assert_matches(result, torch_probs(built["net"], np.full((1, 1, 28, 28), 0.25, np.float32)), 3)
     finally:
-        pre._REGISTRY.pop("smell")
+        base._REGISTRY.pop("smell")
 
 
 def test_app_side_modules_import_and_predict_without_torch(built):

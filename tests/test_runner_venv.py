@@ -89,3 +89,23 @@ def test_runner_stops_when_the_profiles_runtime_is_missing(bare_venv):
     assert done.returncode == 2
     assert "openvino is not importable" in done.stderr and "no fallback" in done.stderr
     assert not (app / "x.json").exists()
+
+
+def test_compat_checks_onnx_and_reports_an_ir_it_cannot_read(bare_venv):
+    """No openvino (and no onnx package) here: the IR is reported as not checkable, the ONNX model is checked
+    by onnxruntime, and a hidden folder (a half-written export) is not walked."""
+    python, root = bare_venv
+    app = root / "app"
+    models = app / "compat-models"
+    (models / "ir").mkdir(parents=True)
+    (models / ".partial").mkdir()
+    tiny_classifier(models / "model.onnx")
+    (models / "ir" / "model.xml").write_text('<?xml version="1.0"?>\n<net name="tiny" version="11"><layers/></net>\n')
+    (models / ".partial" / "model.onnx").write_bytes(b"half a model")
+    done = run_in(python, app, "-m", "devices.compat", "--profile", "cpu-x86", "--models", "compat-models",
+                  "--json", "compat.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((app / "compat.json").read_text())
+    assert [(r["model"], r["ok"]) for r in results] == [("ir/model.xml", None), ("model.onnx", True)]
+    assert "openvino is not installed" in results[0]["checks"][0]["reason"]
+    assert "1 ok, 0 failed" in done.stdout.splitlines()[-1]

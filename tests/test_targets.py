@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from devices.compat import check_model, format_results
-from devices.profile import list_profiles, load_profile
+from devices.profile import known_profiles as list_profiles, load_profile
 from export.metadata import read_ir_metadata, read_metadata
 from export.variants import TARGETS_DIR, evaluate_targets, prepare_for_profile
-from pipeline.tasks.scoring import classification_score
+from pipeline.tasks.registry import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "digits"
@@ -36,7 +37,7 @@ def exported(tmp_path_factory):
     from export.onnx import export_onnx
     from export.openvino import export_openvino
     from modalities import get_modality
-    from pipeline.tasks.classification import Classifier
+    from pipeline.tasks.classification.model import Classifier
     from pipeline.models.loading import fresh_encoder
     from pipeline.config.params import load
 
@@ -143,7 +144,7 @@ def test_prepare_and_evaluate_shipped_profile(name, exported):
         assert result["ok"], format_results([result])
 
     results = evaluate_targets(export_dir, entries, exported["x"], [exported["reference"]],
-                               classification_score(exported["y"]))
+                               get_task("classification").score(None, SimpleNamespace(y=exported["y"]), {}))
     assert sorted(results) == sorted(e["path"] for e in entries)
     for entry in entries:
         r = results[entry["path"]]
@@ -215,7 +216,7 @@ def test_static_profile_without_preset(exported, tmp_path):
         assert input_dims == [4, 1, 28, 28] and output_dims == [[4, CLASSES]]
         assert check_model(profile, path)["ok"]
     results = evaluate_targets(exported["dir"], entries, exported["x"], [exported["reference"]],
-                               classification_score(exported["y"]))
+                               get_task("classification").score(None, SimpleNamespace(y=exported["y"]), {}))
     for entry in entries:
         r = results[entry["path"]]
         assert "error" not in r, r
@@ -238,7 +239,7 @@ def test_npu_int8_reuses_the_standard_int8_made_with_its_preset(exported, tmp_pa
     import shutil
 
     from export.quantize.openvino import quantize_openvino_int8
-    from export.variants import IR_FILES
+    from export.standard import IR_FILES
 
     profile = load_profile("intel-npu")
     for preset, reused in (("performance", True), ("mixed", False)):
@@ -255,3 +256,19 @@ def test_npu_int8_reuses_the_standard_int8_made_with_its_preset(exported, tmp_pa
         assert meta["preset"] == "nncf-performance" and meta["target_profile"] == "intel-npu"
         if reused:  # the same quantized weights, only the input fixed
             assert path.with_suffix(".bin").read_bytes() == standard.with_suffix(".bin").read_bytes()
+
+
+def test_one_preset_table_serves_every_preset_a_profile_may_name():
+    """export.quantize.presets is the table devices/profile.py validates against; each preset maps to its runtime's
+    quantizer, and a preset of another runtime leaves the runtime's default."""
+    from devices.profile import QUANTIZATION_PRESETS
+    from export.quantize.presets import DEFAULTS, PRESET_NAMES, PRESETS, quantizer_for
+
+    assert PRESET_NAMES == QUANTIZATION_PRESETS
+    assert {name: q.runtime for name, q in PRESETS.items() if q.runtime == "openvino"} == {
+        "nncf-performance": "openvino", "nncf-mixed": "openvino"}
+    assert quantizer_for("onnxruntime", "nncf-mixed") is DEFAULTS["onnxruntime"]
+    assert quantizer_for("openvino", "arm64") is DEFAULTS["openvino"]
+    assert quantizer_for("onnxruntime", "tensorrt").name == "optimum-ortquantizer"
+    with pytest.raises(ValueError, match="runtime"):
+        quantizer_for("tflite", None)

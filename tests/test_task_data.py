@@ -10,10 +10,7 @@ import yaml
 from PIL import Image
 
 from modalities import get_modality
-from modalities.anomaly import AnomalySplit, check_anomaly_splits
-from modalities.base import SPLITS, Split
-from modalities.image.detection import DetectionSplit
-from modalities.image.readers import CorruptFileError
+from modalities.splits import SPLITS, AnomalySplit, CorruptFileError, DetectionSplit, Split, check_anomaly_splits
 from pipeline.config import params as params_mod
 from pipeline.config.params import ParamsError, load
 
@@ -59,10 +56,14 @@ def test_kind_defaults_to_a_standard_name_and_is_required_otherwise(tmp_path):
         get_modality("nope", params)
 
 
-def test_a_text_instance_keeps_its_files_under_its_own_name(tmp_path):
-    params = params_of(tmp_path, {"reviews": {"kind": "text"}})
-    modality = get_modality("reviews", params)
-    assert modality.name == "reviews" and modality.data_dir.name == "reviews"
+def test_a_kind_registers_its_implementation_and_its_params_schema(tmp_path):
+    from modalities import KINDS, params_schemas
+
+    schemas = params_schemas()
+    assert list(schemas) == list(KINDS) and all(schema.model_fields["kind"].default == kind
+                                                for kind, schema in schemas.items())
+    modality = get_modality("reviews", params_of(tmp_path, {"reviews": {"kind": "text"}}))
+    assert modality.name == "reviews" and modality.kind == "text"
 
 
 def test_task_heads_check_modality_kind_metric_and_sources(tmp_path):

@@ -1,12 +1,25 @@
-"""Task scorers (pipeline/task_scoring.py): the numbers export and quantize report for every variant."""
+"""Task scorers (each head's Task.score): the numbers export and quantize report for every variant."""
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from export.scoring import compare_all
-from modalities.anomaly import AnomalySplit
-from pipeline.tasks.scoring import anomaly_score, classification_score, detection_score
+from modalities.splits import AnomalySplit
+from pipeline.tasks.registry import get_task
+
+
+def classification_score(labels):
+    return get_task("classification").score(None, SimpleNamespace(y=labels), {})
+
+
+def detection_score(split, detection, per_class: bool = False):
+    return get_task("detection").score(SimpleNamespace(detection=detection), split, {}, detail=per_class)
+
+
+def anomaly_score(split, anomaly, threshold: float):
+    return get_task("anomaly").score(SimpleNamespace(anomaly=anomaly), split, {"threshold": threshold})
+
 
 DETECTION = SimpleNamespace(eval_score_threshold=0.001, iou_threshold=0.5, max_detections=100)
 ANOMALY = SimpleNamespace(max_fpr=0.1)

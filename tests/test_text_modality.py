@@ -7,11 +7,12 @@ import torch.nn.functional as F
 
 from devices.preprocess import InputSpec, PreprocessError
 from devices.preprocess.text import preprocess_text
-from modalities.text import readers as text_formats
-from modalities.image.readers import CorruptFileError
-from modalities.text.modality import CLS_ID, PAD_ID, TextModality, load_tokenizer
+from modalities.splits import CorruptFileError
+from modalities.text.embedded import embedded_sentiment
+from modalities.text.modality import TextModality
+from modalities.text.tokenizer import CLS_ID, PAD_ID
 from pipeline.models.encoder import build_encoder
-from pipeline.tasks.classification import Classifier
+from pipeline.tasks.classification.model import Classifier
 from pipeline.models.mae import MAE
 from pipeline.config.params import ParamsError, parse
 
@@ -29,7 +30,19 @@ def text_params(encoder=None, **text):
 
 
 def modality(tmp_path, **text) -> TextModality:
-    return TextModality(text_params(**text).modality("text"), seed=0, data_dir=tmp_path / "data")
+    return TextModality(text_params(**text).modality("text"), seed=0)
+
+
+def write_prepared(m, data, folder):
+    """What the prepare stage writes: the splits, the manifest's labels and PreparedData.files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, split in data.splits.items():
+        with open(folder / f"{name}.npz", "wb") as f:
+            m.save_split(split, f)
+    (folder / "manifest.json").write_text(json.dumps({"labels": data.splits["train"].labels}))
+    for name, text in data.files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
 
 
 def rows(n=40):
@@ -75,7 +88,11 @@ def test_csv_loads_splits_and_maps_labels(tmp_path):
     train = data.splits["train"]
     assert train.labels == ["negative", "positive"] and train.x.shape[1] == 16 and train.x.dtype == np.int32
     assert (train.x[:, 0] == CLS_ID).all() and (data.splits["test"].x[:, 0] == CLS_ID).all()
-    assert (m.data_dir / "tokenizer.json").is_file() and m.deploy_files(m.data_dir) == [m.data_dir / "tokenizer.json"]
+    folder = write_prepared(m, data, tmp_path / "data")
+    assert list(data.files) == ["tokenizer.json"] and m.deploy_files(folder) == [folder / "tokenizer.json"]
+    fresh = modality(tmp_path, source="csv", path=str(tmp_path / "d.csv"))
+    test = fresh.load_split(folder, "test")  # keeps the tokenizer beside the splits, for the MAE figure
+    assert fresh.tokenizer.decode(test.x[0].tolist()) == m.tokenizer.decode(test.x[0].tolist())
 
 
 def test_sst2_tsv_works_as_is(tmp_path):
@@ -83,7 +100,7 @@ def test_sst2_tsv_works_as_is(tmp_path):
                  labels={0: "negative", 1: "positive"})
     data = m.load_raw()
     assert sum(len(s) for s in data.splits.values()) == 40
-    tok = load_tokenizer(m.data_dir)
+    tok = m.tokenizer
     assert '"' in tok.decode(data.splits["train"].x[0].tolist())  # quotes are text, not CSV quoting
 
 
@@ -97,7 +114,7 @@ def test_imdb_layout_keeps_its_test_split(tmp_path):
     data = m.load_raw()
     assert len(data.splits["test"]) == 20 and len(data.splits["train"]) + len(data.splits["val"]) == 20
     assert data.splits["train"].labels == ["negative", "positive"]
-    assert "<br" not in load_tokenizer(m.data_dir).decode(data.splits["test"].x[0].tolist())
+    assert "<br" not in m.tokenizer.decode(data.splits["test"].x[0].tolist())
 
 
 @pytest.mark.parametrize("source, writer, bad, line", [
@@ -156,7 +173,7 @@ def test_tokenizer_is_trained_on_the_training_split_only(tmp_path):
     path.write_text("text,label\n" + "".join(f'"{s} {w} {w} {w}",{y}\n' for (s, y), w in zip(rows(60), words)))
     m = modality(tmp_path, source="csv", path=str(path), vocab_size=1000)
     data = m.load_raw()
-    tok = load_tokenizer(m.data_dir)
+    tok = m.tokenizer
     for name, split in data.splits.items():
         for ids in split.x:
             word = next(w for w in tok.decode(ids.tolist()).split() if w.startswith("zq"))
@@ -172,13 +189,14 @@ SMALL = {"embed_dim": 32, "depth": 2, "num_heads": 2, "mlp_ratio": 2.0}
 def prepared(tmp_path):
     m = modality(tmp_path, source="csv", path=str(write_csv(tmp_path / "d.csv", n=60)), max_len=32)
     data = m.load_raw()
+    write_prepared(m, data, tmp_path / "data")
     return m, data
 
 
 def small_encoder(m, max_len=None):
     params = text_params(SMALL, max_len=max_len or m.params.max_len)
     torch.manual_seed(0)
-    return build_encoder(TextModality(params.modality("text"), data_dir=m.data_dir), params.encoder).eval()
+    return build_encoder(TextModality(params.modality("text")), params.encoder).eval()
 
 
 def test_padding_length_does_not_change_a_sample(prepared):
@@ -269,10 +287,10 @@ def test_simclr_views_are_seeded_and_stay_valid(prepared):
 
 
 def test_embedded_corpus_small_and_balanced():
-    texts = text_formats.embedded_sentiment(reviews=6, tweets=4, seed=1)
+    texts = embedded_sentiment(reviews=6, tweets=4, seed=1)
     assert len(texts) == 10 and texts.labels.count("positive") == 5
     assert all(t.strip() and "\ufffd" not in t and "http" not in t for t in texts.texts)
-    assert texts.texts == text_formats.embedded_sentiment(reviews=6, tweets=4, seed=1).texts
+    assert texts.texts == embedded_sentiment(reviews=6, tweets=4, seed=1).texts
 
 
 # ---- app side ----------------------------------------------------------------------------------------
@@ -280,7 +298,7 @@ def test_embedded_corpus_small_and_balanced():
 def test_app_preprocessing_gives_the_stored_ids(prepared, tmp_path):
     m, data = prepared
     spec = InputSpec(modality="text", shape=(None, 32), dtype=np.dtype("int64"),
-                     preprocessing=m.preprocessing(), name="input_ids", assets_dir=m.data_dir)
+                     preprocessing=m.preprocessing(), name="input_ids", assets_dir=tmp_path / "data")
     sentence = f"{rows(60)[0][0]}, really"
     ids = preprocess_text(sentence, spec)
     assert ids.dtype == np.int64 and ids.shape == (1, 32)

@@ -5,7 +5,7 @@ from modalities import get_modality
 from pipeline.training.checkpoint import config_hash
 from pipeline.models.loading import fresh_encoder
 from pipeline.models.methods import build_objective
-from pipeline.training.distributed import Runtime
+from pipeline.training.distributed import TrainingProcess
 from pipeline.training.loop import lr_at, train
 
 
@@ -20,7 +20,7 @@ def run(params, ckpt_dir, on_epoch_end=None):
     x = (torch.rand(96, 1, 28, 28, generator=g) * 255).to(torch.uint8)
     y = torch.zeros(96, dtype=torch.long)
     opt = params.pretrain.model_copy(update={"epochs": 3, "batch_size": 32})
-    result = train(model, x, y, image.to_input, opt, params.seed, Runtime(torch.device("cpu")), ckpt_dir,
+    result = train(model, x, y, image.to_input, opt, params.seed, TrainingProcess(torch.device("cpu")), ckpt_dir,
                    config_hash({"test": 1}), on_epoch_end=on_epoch_end)
     return model, result
 
@@ -47,7 +47,7 @@ def test_checkpoint_from_other_config_is_not_resumed(tiny_params, tmp_path):
     opt = tiny_params.pretrain.model_copy(update={"epochs": 1, "batch_size": 32})
     x = torch.zeros(64, 1, 28, 28, dtype=torch.uint8)
     result = train(model, x, torch.zeros(64, dtype=torch.long), image.to_input, opt, 0,
-                   Runtime(torch.device("cpu")), tmp_path / "c", config_hash({"test": 2}))
+                   TrainingProcess(torch.device("cpu")), tmp_path / "c", config_hash({"test": 2}))
     assert result.resumed_from_epoch == 0
 
 
@@ -57,7 +57,7 @@ def test_batch_larger_than_data_is_a_clear_error(tiny_params, tmp_path):
     opt = tiny_params.pretrain.model_copy(update={"batch_size": 128})
     with pytest.raises(ValueError, match="batch_size 128 is larger than the 10 training samples"):
         train(model, torch.zeros(10, 1, 28, 28, dtype=torch.uint8), torch.zeros(10, dtype=torch.long),
-              image.to_input, opt, 0, Runtime(torch.device("cpu")), tmp_path, "h")
+              image.to_input, opt, 0, TrainingProcess(torch.device("cpu")), tmp_path, "h")
 
 
 def test_lr_schedule_warms_up_then_decays():

@@ -6,9 +6,10 @@ import torch
 from devices.preprocess import InputSpec, preprocess
 from devices.preprocess.video import read_clip  # also registers the "video" app-side preprocessor
 from modalities import get_modality
-from modalities.image.readers import CorruptFileError
 from modalities.sincos import sincos_3d
-from modalities.video.readers import MOTIONS, ClipFormat, embedded_motion_clips
+from modalities.splits import CorruptFileError
+from modalities.video.embedded import MOTIONS, embedded_motion_clips
+from modalities.video.readers import ClipFormat
 from pipeline.models.encoder import build_encoder
 from pipeline.models.mae import MAE
 from pipeline.config.params import EncoderParams, ParamsError, parse

@@ -1,9 +1,9 @@
 """Detections from an exported detector's outputs, in numpy only (no torch), as an app runs it.
 
-The model (pipeline/detection.py) returns boxes (N, cells, 4) xyxy in model-input pixels and
-scores (N, cells, classes). Here: each cell keeps its best class, scores below a threshold are
-dropped, then greedy class-aware NMS, then the best `max_detections`. Same algorithm as
-pipeline.tasks.detection.head.postprocess, so both give the same boxes for the same outputs.
+The model (pipeline/tasks/detection/head.py) returns boxes (N, cells, 4) xyxy in model-input pixels
+and scores (N, cells, classes). Here: each cell keeps its best class, scores below a threshold are
+dropped, then greedy class-aware NMS, then the best `max_detections`. The one NMS of the project:
+evaluation (pipeline/tasks/detection/task.py) runs it too, so apps and metrics see the same boxes.
 
     from devices.postprocess.detection import postprocess
     boxes, scores = session.run(None, {"image": x})

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from devices.preprocess import InputSpec, PreprocessError, register
+from devices.preprocess.base import InputSpec, PreprocessError, register
 
 LOWPASS_WIDTH = 6  # zero crossings of the sinc on each side
 ROLLOFF = 0.99  # cut-off as a fraction of the lower Nyquist frequency

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from devices.preprocess import InputSpec, PreprocessError, register
+from devices.preprocess.base import InputSpec, PreprocessError, register
 
 
 @lru_cache(maxsize=8)

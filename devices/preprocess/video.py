@@ -1,6 +1,6 @@
 """Video clips for apps and for the prepare stage alike: decode with PyAV, sample frames, crop, resize.
 
-One implementation, no torch: `modalities/video_formats.py` reads training clips with `read_clip`, and
+One implementation, no torch: `modalities/video/readers.py` reads training clips with `read_clip`, and
 the app-side preprocessor registered here reads clips with the same function, so what a deployed model
 sees cannot drift from what it was trained on.
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from devices.preprocess import InputSpec, PreprocessError, register
+from devices.preprocess.base import InputSpec, PreprocessError, register
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 _PIL_MODES = {"grayscale": "L", "gray": "L", "rgb": "RGB"}

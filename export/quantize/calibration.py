@@ -1,9 +1,17 @@
-"""Validation and batching of calibration arrays shared by both INT8 quantizers."""
+"""Calibration data for every INT8 quantizer: which training samples, checked against the model input, and
+fed to the quantizer in batches."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+
+BATCH = 32  # samples per quantizer run when the model's batch axis is dynamic
+
+
+def calibration_indices(n_available: int, n: int, seed: int) -> np.ndarray:
+    """A seeded random subset (sorted) of `n_available` training samples (never test data)."""
+    return np.sort(np.random.default_rng(seed).permutation(n_available)[:n])
 
 
 def check_calibration(calibration: np.ndarray, input_shape: Sequence[int | None], model: str) -> np.ndarray:
@@ -35,9 +43,41 @@ def check_calibration(calibration: np.ndarray, input_shape: Sequence[int | None]
     return np.ascontiguousarray(array, dtype=dtype)
 
 
+def fit_to_batch(calibration: np.ndarray, input_shape: Sequence[int | None], batch: int | None,
+                 model: str) -> np.ndarray:
+    """Checked calibration for a model whose batch axis will be fixed to `batch` (None: stays dynamic),
+    cut to a multiple of it."""
+    array = check_calibration(calibration, [None, *input_shape[1:]], model)
+    if batch:
+        usable = len(array) - len(array) % batch
+        if usable == 0:
+            raise ValueError(f"{model}: {len(array)} calibration samples are fewer than the static batch {batch}")
+        array = array[:usable]
+    return array
+
+
+def batch_size(input_shape: Sequence[int | None]) -> int:
+    """Samples per quantizer run: the model's fixed batch, else BATCH."""
+    return input_shape[0] or BATCH
+
+
 def batches(array: np.ndarray, size: int) -> Iterator[np.ndarray]:
     for start in range(0, len(array), size):
         yield array[start : start + size]
+
+
+def onnxruntime_reader(calibration: np.ndarray, input_name: str, input_shape: Sequence[int | None]):
+    """An onnxruntime CalibrationDataReader over `calibration` in batches of batch_size(input_shape)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._feeds = ({input_name: x} for x in batches(calibration, batch_size(input_shape)))
+
+        def get_next(self):
+            return next(self._feeds, None)
+
+    return Reader()
 
 
 def _fmt(shape: Sequence[int | None]) -> str:

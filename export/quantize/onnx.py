@@ -1,4 +1,4 @@
-"""INT8 ONNX via onnxruntime static quantization (QDQ), calibrated on given inputs.
+"""INT8 ONNX via onnxruntime static quantization (QDQ), calibrated on given inputs: the default ONNX quantizer.
 
 Settings, for x86 CPUs (the latency targets here):
   * QUInt8 activations x QInt8 weights ("U8S8"): the native x86 int8 GEMM path (VPDPBUSD on
@@ -12,17 +12,16 @@ Settings, for x86 CPUs (the latency targets here):
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from devices.io import scratch_dir
-from export.quantize.calibration import batches, check_calibration
-from export.metadata import read_metadata, write_metadata
+from export.files import move_into_place
+from export.metadata import int8_metadata, read_metadata, write_metadata
+from export.quantize.calibration import check_calibration, onnxruntime_reader
 
 OP_TYPES = ["Conv", "MatMul", "Gemm"]
-CALIBRATION_BATCH = 32
 QUANTIZER = "onnxruntime-static-qdq"
 
 
@@ -32,24 +31,15 @@ def quantize_onnx_int8(onnx_path: str | Path, out_path: str | Path, calibration:
 
     The source metadata is kept, with "precision": "int8" and "quantizer" added.
     """
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     if out_path.suffix != ".onnx":
         raise ValueError(f"{out_path}: ONNX output path must end in .onnx")
     metadata = read_metadata(onnx_path)  # rejects a missing or unreadable file, naming it
-    input_name, input_shape = _graph_input(onnx.load(str(onnx_path), load_external_data=False))
+    input_name, input_shape = onnx_input(onnx_path)
     calibration = check_calibration(calibration, input_shape, str(onnx_path))
-    batch = input_shape[0] or CALIBRATION_BATCH
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._feeds = ({input_name: x} for x in batches(calibration, batch))
-
-        def get_next(self):
-            return next(self._feeds, None)
 
     with scratch_dir(out_path.parent) as tmp:
         # Shape inference + graph cleanup first: the quantizer needs shapes on every tensor,
@@ -58,7 +48,7 @@ def quantize_onnx_int8(onnx_path: str | Path, out_path: str | Path, calibration:
         quant_pre_process(str(onnx_path), str(prepared))
         quantized = tmp / "int8.onnx"
         quantize_static(
-            str(prepared), str(quantized), Reader(),
+            str(prepared), str(quantized), onnxruntime_reader(calibration, input_name, input_shape),
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
@@ -68,16 +58,23 @@ def quantize_onnx_int8(onnx_path: str | Path, out_path: str | Path, calibration:
         )
         # replace=True drops the provenance notes quant_pre_process adds ("onnx.infer", ...), so
         # the file carries exactly the source's metadata contract.
-        write_metadata(quantized, {**metadata, "precision": "int8", "quantizer": QUANTIZER}, replace=True)
-        os.replace(quantized, out_path)
+        write_metadata(quantized, int8_metadata(metadata, QUANTIZER), replace=True)
+        move_into_place(quantized, out_path)
     return out_path
 
 
-def _graph_input(model) -> tuple[str, list[int | None]]:
-    """Name and dims (None where symbolic) of the one real graph input."""
+def graph_input(model) -> tuple[str, list[int | None]]:
+    """Name and dims (None where symbolic) of an onnx.ModelProto's one real graph input."""
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1:
         raise ValueError(f"expected a model with one input, got {[i.name for i in inputs]}")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
     return inputs[0].name, dims
+
+
+def onnx_input(path: str | Path) -> tuple[str, list[int | None]]:
+    """graph_input of the ONNX file at `path` (weights not loaded)."""
+    import onnx
+
+    return graph_input(onnx.load(str(path), load_external_data=False))

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from export.quantize.calibration import check_calibration
-from export.metadata import get_ir_metadata, read_ir, set_ir_metadata
+from export.metadata import get_ir_metadata, int8_metadata, read_ir, set_ir_metadata
 from export.openvino import save_ir
+from export.quantize.calibration import batches, check_calibration
 
 QUANTIZER = "nncf-ptq"
 PRESETS = ("performance", "mixed")  # nncf.QuantizationPreset values, by name
@@ -48,14 +48,13 @@ def quantize_openvino_int8(model_xml: str | Path, out_dir: str | Path, calibrati
     # One dataset item per sample (or per fixed batch), so subset_size counts samples and every
     # calibration sample is used.
     step = dims[0] or 1
-    items = [calibration[i : i + step] for i in range(0, len(calibration), step)]
+    items = list(batches(calibration, step))
     quantized = nncf.quantize(
         model, nncf.Dataset(items), subset_size=len(items),
         model_type=nncf.ModelType.TRANSFORMER if transformer else None,
         preset=None if preset is None else nncf.QuantizationPreset[preset.upper()],
     )
-    added = {"precision": "int8", "quantizer": QUANTIZER, **({"preset": profile_preset(preset)} if preset else {})}
-    set_ir_metadata(quantized, {**metadata, **added})
+    set_ir_metadata(quantized, int8_metadata(metadata, QUANTIZER, profile_preset(preset) if preset else None))
     # The remaining float constants (biases, norms) stay FP32.
     return save_ir(quantized, Path(out_dir) / "model.xml", compress_to_fp16=False)
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from modalities.anomaly import NORMAL, AnomalySplit, planned_kinds, split_planned
 from modalities.audio.readers import ClipFormat, read_waveform, resample
 from modalities.audio.speech import coloured_noise, mix_at_snr
+from modalities.splits import NORMAL, AnomalySplit, DataSourceError, planned_kinds, split_planned
 
 OPENSFX_CAT = Path("/usr/share/games/openttd/baseset/opensfx/opensfx.cat")
 MACHINES = {"mining_machinery": "osfx_11.wav", "helicopter": "osfx_24.wav", "chainsaw": "osfx_56.wav",
@@ -43,7 +43,7 @@ BACKGROUND_SNR_DB = (15.0, 30.0)
 GAIN_DB = 3.0  # +-
 
 
-class MachineSoundError(RuntimeError):
+class MachineSoundError(DataSourceError):
     """The OpenTTD sound set or its unpacker is missing, or a recording is unusable."""
 
 

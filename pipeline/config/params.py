@@ -12,20 +12,19 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import Field, PositiveInt, ValidationError, create_model, field_validator, model_validator
 
-from modalities.audio.params import AudioParams
-from modalities.params import Strict
-from modalities.image.params import ImageParams
-from modalities.text.params import TextParams
-from modalities.video.params import VideoParams
+from modalities import params_schemas
+from modalities.params import ModalityBase, Strict
+from pipeline.tasks.kinds import task_specs
 
 PARAMS_FILE = Path(os.environ.get("EDGE_PARAMS", "params.yaml"))
 
 
 # One section of `modalities:`; its `kind` picks the schema (and modalities.get_modality the implementation).
-ModalityParams = Annotated[Union[ImageParams, VideoParams, AudioParams, TextParams], Field(discriminator="kind")]
-MODALITY_KINDS = ("image", "video", "audio", "text")
+MODALITY_SCHEMAS = params_schemas()  # kind -> schema, from the modality registry
+ModalityParams = Annotated[Union[tuple(MODALITY_SCHEMAS.values())], Field(discriminator="kind")]
+MODALITY_KINDS = tuple(MODALITY_SCHEMAS)
 MODALITY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # it names data/<name>/, models/pretrain/<name>/ and DVC stages
 
 
@@ -70,40 +69,35 @@ class ProbeParams(Strict):
     batch_size: int = Field(256, ge=1, le=65536)
 
 
-HEAD_METRIC = {"classification": "accuracy", "detection": "map", "anomaly": "auroc"}  # the only metric per head
-HEAD_KINDS = {"detection": ("image",), "anomaly": ("video", "audio")}  # modality kinds a head works on
-HEAD_DATA = {"classification": "classification", "detection": "detection", "anomaly": "anomaly"}
+def _task_params_model() -> type[Strict]:
+    """tasks.<task>: its modality, head and metric, and one optional settings section per head kind
+    that has settings (named after the head), from the task kinds' specs."""
+
+    class TaskBase(Strict):
+        modality: str
+        head: str = "classification"
+        metric: str | None = None  # null = the head's metric; filled when read
+
+        @model_validator(mode="before")
+        @classmethod
+        def _default_metric(cls, raw):
+            head = raw.get("head", "classification") if isinstance(raw, dict) else None
+            if head in task_specs() and raw.get("metric") is None:
+                raw = {**raw, "metric": task_specs()[head].metric}
+            return raw
+
+        @field_validator("head")
+        @classmethod
+        def _known_head(cls, head: str) -> str:
+            if head not in task_specs():
+                raise ValueError(f"unknown head '{head}' (known: {', '.join(task_specs())})")
+            return head
+
+    sections = {head: (spec.settings, spec.settings()) for head, spec in task_specs().items() if spec.settings}
+    return create_model("TaskParams", __base__=TaskBase, **sections)
 
 
-class DetectionTaskParams(Strict):
-    score_threshold: float = Field(0.05, ge=0, le=1)  # the app's default, stored in the export metadata
-    eval_score_threshold: float = Field(0.001, ge=0, le=1)  # detections kept when computing mAP
-    iou_threshold: float = Field(0.5, gt=0, le=1)  # NMS, and a match for mAP
-    max_detections: int = Field(100, ge=1, le=10000)  # per image, after NMS
-
-
-class AnomalyTaskParams(Strict):
-    knn_k: int = Field(5, ge=1, le=1000)  # score = mean distance to the k nearest normal training embeddings
-    target_false_alarm_rate: float = Field(0.1, gt=0, lt=1)  # the threshold flags this share of normal val samples
-    max_fpr: float = Field(0.1, gt=0, le=1)  # partial AUROC up to this false-positive rate
-    # which scorer the exported MAE model uses (other methods always use knn)
-    scorer: Literal["knn", "reconstruction"] = "knn"
-    reconstruction_masks: int = Field(4, ge=1, le=64)  # fixed masks averaged by the reconstruction scorer
-
-
-class TaskParams(Strict):
-    modality: str
-    head: Literal["classification", "detection", "anomaly"] = "classification"
-    metric: Literal["accuracy", "map", "auroc"] | None = None  # null = the head's metric; filled when read
-    detection: DetectionTaskParams = DetectionTaskParams()  # head detection only
-    anomaly: AnomalyTaskParams = AnomalyTaskParams()  # head anomaly only
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_metric(cls, raw):
-        if isinstance(raw, dict) and raw.get("metric") is None and raw.get("head", "classification") in HEAD_METRIC:
-            raw = {**raw, "metric": HEAD_METRIC[raw.get("head", "classification")]}
-        return raw
+TaskParams = _task_params_model()
 
 
 class ExportParams(Strict):
@@ -185,24 +179,24 @@ class Params(Strict):
                     f"(enabled: {sorted(enabled)})"
                 )
             section = self.modalities[spec.modality]
-            if spec.metric != HEAD_METRIC[spec.head]:
+            kind = task_specs()[spec.head]
+            if spec.metric != kind.metric:
                 raise ValueError(f"tasks.{task}.metric: '{spec.metric}' does not fit head '{spec.head}' "
-                                 f"(a {spec.head} task is scored by '{HEAD_METRIC[spec.head]}')")
-            kinds = HEAD_KINDS.get(spec.head)
-            if kinds and section.kind not in kinds:
+                                 f"(a {spec.head} task is scored by '{kind.metric}')")
+            if kind.modality_kinds and section.kind not in kind.modality_kinds:
                 raise ValueError(f"tasks.{task}.modality: head '{spec.head}' needs a modality of kind "
-                                 f"{' or '.join(kinds)}; '{spec.modality}' is of kind '{section.kind}'")
-            if section.data_kind != HEAD_DATA[spec.head]:
-                fitting = sorted(type(section).DETECTION_SOURCES if spec.head == "detection" else
-                                 type(section).ANOMALY_SOURCES if spec.head == "anomaly" else
+                                 f"{' or '.join(kind.modality_kinds)}; '{spec.modality}' is of kind '{section.kind}'")
+            if section.data_kind != kind.data:
+                fitting = sorted(type(section).DETECTION_SOURCES if kind.data == "detection" else
+                                 type(section).ANOMALY_SOURCES if kind.data == "anomaly" else
                                  set(type(section).model_fields["source"].annotation.__args__)
                                  - type(section).DETECTION_SOURCES - type(section).ANOMALY_SOURCES)
-                raise ValueError(f"tasks.{task}.modality: head '{spec.head}' needs {spec.head} data, but "
+                raise ValueError(f"tasks.{task}.modality: head '{spec.head}' needs {kind.data} data, but "
                                  f"modalities.{spec.modality}.source is '{section.source}' ({section.data_kind} "
-                                 f"data; {spec.head} sources of kind {section.kind}: {fitting})")
-            for sub in ("detection", "anomaly"):
-                if sub in spec.model_fields_set and spec.head != sub:
-                    raise ValueError(f"tasks.{task}.{sub}: settings for head '{sub}', but the task's head is "
+                                 f"data; {kind.data} sources of kind {section.kind}: {fitting})")
+            for head in task_specs():
+                if head in spec.model_fields_set and spec.head != head:
+                    raise ValueError(f"tasks.{task}.{head}: settings for head '{head}', but the task's head is "
                                      f"'{spec.head}'")
         return self
 
@@ -211,7 +205,7 @@ class Params(Strict):
         overrides = getattr(self.modality(modality), stage).model_dump(exclude_none=True)
         return getattr(self, stage).model_copy(update=overrides)
 
-    def modality(self, name: str) -> ImageParams | VideoParams | AudioParams | TextParams:
+    def modality(self, name: str) -> ModalityBase:
         section = self.modalities.get(name)
         if section is None:
             raise KeyError(f"modalities.{name}: not configured in {PARAMS_FILE}")
@@ -251,7 +245,8 @@ def parse(raw: dict, source: str = "params") -> Params:
         raise ParamsError(f"{source} is invalid:\n  {lines}") from None
 
 
-def load(path: str | Path | None = None) -> Params:
+def read_raw(path: str | Path | None = None) -> dict:
+    """The params file as YAML data (a mapping), unvalidated."""
     path = Path(path or PARAMS_FILE)
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found")
@@ -259,4 +254,9 @@ def load(path: str | Path | None = None) -> Params:
         raw = yaml.safe_load(f) or {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    return parse(raw, str(path))
+    return raw
+
+
+def load(path: str | Path | None = None) -> Params:
+    path = Path(path or PARAMS_FILE)
+    return parse(read_raw(path), str(path))

@@ -6,10 +6,12 @@ import multiprocessing
 import random
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
 from pipeline.config import params as params_mod
+from pipeline.config.stage_params import DVC_FILE, declared_params, restrict
 
 
 def seed_everything(seed: int) -> None:
@@ -28,17 +30,25 @@ def load_params():
         sys.exit(str(exc))
 
 
-def start(description: str, *options: str, optional: tuple[str, ...] = (), choices: dict | None = None):
+def start(description: str, *options: str, optional: tuple[str, ...] = (), choices: dict | None = None,
+          stage: str | None = None):
     """Parse the stage's --options (required) and `optional` ones, read the params and seed: (args, params).
 
-    Stages run every method in `methods` for one modality or task; `--method` narrows that to one."""
+    Stages run every method in `methods` for one modality or task; `--method` narrows that to one. The
+    params returned let the stage read only what its dvc.yaml entry (`stage`, by default the running
+    module's name) declares, so an undeclared read fails instead of leaving DVC's record stale."""
     ap = argparse.ArgumentParser(description=description)
     for name in options + optional:
         ap.add_argument(f"--{name}", required=name in options, choices=(choices or {}).get(name))
     args = ap.parse_args()
     params = load_params()
     seed_everything(params.seed)
-    return args, params
+    if not DVC_FILE.is_file():  # run outside a DVC project: no stage record to keep honest
+        return args, params
+    main_spec = getattr(sys.modules["__main__"], "__spec__", None)
+    stage = stage or (main_spec.name.rsplit(".", 1)[-1] if main_spec else Path(sys.argv[0]).stem)
+    key = getattr(args, "task", None) or getattr(args, "modality", None)
+    return args, restrict(params, stage, declared_params(stage, key, params_mod.read_raw()))
 
 
 def selected_methods(args, params) -> list[str]:

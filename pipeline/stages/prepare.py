@@ -8,11 +8,8 @@ from __future__ import annotations
 import sys
 
 from modalities import get_modality
-from modalities.anomaly import AnomalySplit, check_anomaly_splits
-from modalities.base import SPLITS
-from modalities.image.detection import DetectionSplit
-from modalities.image.readers import CorruptFileError
-from modalities.audio.machines import MachineSoundError
+from modalities.splits import (SPLITS, AnomalySplit, CorruptFileError, DataSourceError, DetectionSplit,
+                               check_anomaly_splits)
 from pipeline.config import paths
 from devices.io import atomic_path, file_sha256, write_json
 from pipeline.stages.common import start
@@ -24,10 +21,13 @@ def main() -> None:
     try:
         prepared = modality.load_raw()
         check_anomaly_splits(prepared.splits, prepared.source)
-    except (CorruptFileError, FileNotFoundError, ValueError, MachineSoundError) as exc:
+    except (CorruptFileError, FileNotFoundError, ValueError, DataSourceError) as exc:
         sys.exit(f"prepare {args.modality}: {exc}")
     out = paths.data_dir(args.modality)
     out.mkdir(parents=True, exist_ok=True)
+    for name, text in prepared.files.items():  # what an app needs beside the model, e.g. text's tokenizer.json
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     manifest = {"modality": args.modality, "kind": modality.kind, "source": prepared.source, "labels": None, "splits": {},
                 "skipped_count": len(prepared.skipped), "skipped": prepared.skipped}
     for name in SPLITS:

@@ -38,7 +38,7 @@ def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict
     modality = get_modality(modality_name, params)
     name = f"{modality_name}-{method}"
     optim = params.optim("pretrain", modality_name)
-    rt = setup(amp=optim.amp)
+    proc = setup(amp=optim.amp)
     seed_everything(params.seed)
     encoder = fresh_encoder(modality, params)
     objective = build_objective(method, encoder, modality, params)
@@ -47,15 +47,15 @@ def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict
               "modality_params": params.modality(modality_name).model_dump(),
               "encoder": params.encoder.model_dump(), "optim": optim.model_dump(),
               "objective": getattr(params, method).model_dump() if objective else None,
-              "world_size": rt.world_size, "train_data": split_sha256(paths.data_dir(modality_name), "train")}
-    metrics = {"method": method, "modality": modality_name, "world_size": rt.world_size,
-               "device": str(rt.device), "parameters": sum(p.numel() for p in encoder.parameters())}
+              "world_size": proc.world_size, "train_data": split_sha256(paths.data_dir(modality_name), "train")}
+    metrics = {"method": method, "modality": modality_name, "world_size": proc.world_size,
+               "device": str(proc.device), "parameters": sum(p.numel() for p in encoder.parameters())}
     if objective is not None:
         data = modality.load_split(paths.data_dir(modality_name), "train")
         x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
-        live = Live(str(paths.live_dir("pretrain", modality_name, method)), save_dvc_exp=False, dvcyaml=None) if rt.is_main else None
+        live = Live(str(paths.live_dir("pretrain", modality_name, method)), save_dvc_exp=False, dvcyaml=None) if proc.is_main else None
         start = time.perf_counter()
-        result = train(objective, x, y, modality.to_input, optim, params.seed, rt,
+        result = train(objective, x, y, modality.to_input, optim, params.seed, proc,
                        paths.checkpoint_dir("pretrain", modality_name, method), config_hash(config), live=live,
                        desc=f"pretrain {name}", betas=BETAS[method], on_epoch_end=on_epoch_end)
         if live is not None:
@@ -64,16 +64,16 @@ def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict
                        train_samples=len(x), objective_parameters=sum(p.numel() for p in objective.parameters()))
     else:
         metrics.update(epochs=0, steps=0, train_seconds=0.0, note="random initialisation, no training")
-        if rt.is_main:  # nothing to resume, but the stage's checkpoint folder says why it is empty
+        if proc.is_main:  # nothing to resume, but the stage's checkpoint folder says why it is empty
             write_json(paths.checkpoint_dir("pretrain", modality_name, method) / "state.json", {"epoch": 0, "note": metrics["note"]})
-    if rt.is_main:
+    if proc.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_weights(encoder, out / "encoder.safetensors")
         if objective is not None:
             save_weights(objective, out / "objective.safetensors")
         write_json(out / "config.json", config)
         write_json(paths.metrics_file("pretrain", modality_name, method), metrics)
-    teardown(rt)
+    teardown(proc)
     return metrics
 
 

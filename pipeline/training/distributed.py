@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 
 @dataclass
-class Runtime:
+class TrainingProcess:
     device: torch.device
     rank: int = 0
     world_size: int = 1
@@ -46,7 +46,7 @@ class Runtime:
         return {"peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "memory_kind": "cpu_peak_rss"}
 
 
-def setup(amp: bool = True) -> Runtime:
+def setup(amp: bool = True) -> TrainingProcess:
     """Read torchrun's environment (if any), start the process group and pick the device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -58,9 +58,9 @@ def setup(amp: bool = True) -> Runtime:
         device = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Runtime(device=device, rank=rank, world_size=world_size, amp=amp)
+    return TrainingProcess(device=device, rank=rank, world_size=world_size, amp=amp)
 
 
-def teardown(rt: Runtime) -> None:
-    if rt.distributed and dist.is_initialized():
+def teardown(proc: TrainingProcess) -> None:
+    if proc.distributed and dist.is_initialized():
         dist.destroy_process_group()

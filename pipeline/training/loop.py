@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from pipeline.training.checkpoint import load_training_state, save_training_state
-from pipeline.training.distributed import Runtime
+from pipeline.training.distributed import TrainingProcess
 
 
 @dataclass
@@ -44,11 +44,11 @@ def epoch_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch * 1_009 + rank)
 
 
-def shard_order(n: int, seed: int, epoch: int, rt: Runtime, per_rank_batch: int) -> torch.Tensor:
+def shard_order(n: int, seed: int, epoch: int, proc: TrainingProcess, per_rank_batch: int) -> torch.Tensor:
     """This rank's sample indices for the epoch, whole batches only (same step count on every rank)."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919 * epoch))
-    steps = n // (per_rank_batch * rt.world_size)
-    return perm[rt.rank :: rt.world_size][: steps * per_rank_batch]
+    steps = n // (per_rank_batch * proc.world_size)
+    return perm[proc.rank :: proc.world_size][: steps * per_rank_batch]
 
 
 def train(
@@ -58,7 +58,7 @@ def train(
     to_input: Callable[[torch.Tensor], torch.Tensor],
     opt,
     seed: int,
-    rt: Runtime,
+    proc: TrainingProcess,
     checkpoint_dir: Path,
     config_hash: str,
     live=None,
@@ -70,9 +70,9 @@ def train(
 
     opt.batch_size is the global batch: each of the world_size processes takes its share.
     """
-    model.to(rt.device)
-    per_rank_batch = max(1, opt.batch_size // rt.world_size)
-    steps_per_epoch = len(x) // (per_rank_batch * rt.world_size)
+    model.to(proc.device)
+    per_rank_batch = max(1, opt.batch_size // proc.world_size)
+    steps_per_epoch = len(x) // (per_rank_batch * proc.world_size)
     if steps_per_epoch == 0:
         raise ValueError(
             f"{desc}: batch_size {opt.batch_size} is larger than the {len(x)} training samples; lower it in params.yaml"
@@ -84,26 +84,26 @@ def train(
     start_epoch = state["epoch"] if state else 0
     # cost counters carry over a resume, so samples/s describes the whole training run
     trained_samples, seconds = (state.get("trained_samples", 0), state.get("train_seconds", 0.0)) if state else (0, 0.0)
-    if state and rt.is_main:
+    if state and proc.is_main:
         print(f"{desc}: resuming from the checkpoint after epoch {start_epoch} in {checkpoint_dir}")
-    net = DistributedDataParallel(model) if rt.distributed else model
-    scaler = torch.amp.GradScaler("cuda") if rt.needs_grad_scaler() else None
+    net = DistributedDataParallel(model) if proc.distributed else model
+    scaler = torch.amp.GradScaler("cuda") if proc.needs_grad_scaler() else None
 
     step, loss_value = start_epoch * steps_per_epoch, float(state["loss"]) if state else float("nan")
     for epoch in range(start_epoch, opt.epochs):
         model.train()
-        g = epoch_generator(seed, epoch, rt.rank)
-        order = shard_order(len(x), seed, epoch, rt, per_rank_batch)
+        g = epoch_generator(seed, epoch, proc.rank)
+        order = shard_order(len(x), seed, epoch, proc, per_rank_batch)
         batches = order.view(-1, per_rank_batch)
-        bar = tqdm(batches, desc=f"{desc} epoch {epoch + 1}/{opt.epochs}", disable=not rt.is_main, leave=False)
+        bar = tqdm(batches, desc=f"{desc} epoch {epoch + 1}/{opt.epochs}", disable=not proc.is_main, leave=False)
         start = time.perf_counter()
         for idx in bar:
             lr = lr_at(step, total_steps, warmup_steps, opt.lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            xb = to_input(x[idx].to(rt.device, non_blocking=True))
-            yb = y[idx].to(rt.device, non_blocking=True)
-            with rt.autocast():
+            xb = to_input(x[idx].to(proc.device, non_blocking=True))
+            yb = y[idx].to(proc.device, non_blocking=True)
+            with proc.autocast():
                 loss = net(xb, yb, g)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}; lower the learning rate")
@@ -117,22 +117,22 @@ def train(
                 optimizer.step()
             loss_value = loss.item()
             step += 1
-            if live is not None and rt.is_main:
+            if live is not None and proc.is_main:
                 live.log_metric("loss", loss_value)
                 live.log_metric("lr", lr)
                 live.next_step()
             bar.set_postfix(loss=f"{loss_value:.4f}")
         seconds += time.perf_counter() - start
-        trained_samples += len(batches) * per_rank_batch * rt.world_size
-        if rt.is_main:
+        trained_samples += len(batches) * per_rank_batch * proc.world_size
+        if proc.is_main:
             save_training_state(checkpoint_dir, model, optimizer,
                                 {"epoch": epoch + 1, "step": step, "loss": loss_value, "config_hash": config_hash,
                                  "trained_samples": trained_samples, "train_seconds": seconds})
-        rt.barrier()
+        proc.barrier()
         if on_epoch_end:
             on_epoch_end(epoch + 1)
     return TrainResult(
         epochs=opt.epochs, steps=step, final_loss=loss_value,
         samples_per_s=trained_samples / seconds if seconds else float("nan"),
-        train_seconds=seconds, resumed_from_epoch=start_epoch, **rt.peak_memory_mb(),
+        train_seconds=seconds, resumed_from_epoch=start_epoch, **proc.peak_memory_mb(),
     )

@@ -1,4 +1,5 @@
-"""Boxes on the patch grid: formats, the per-cell box parametrisation, target assignment, NMS.
+"""Boxes on the patch grid: formats, the per-cell box parametrisation, target assignment (NMS runs
+after the model, in numpy: devices/postprocess/detection.py).
 
 Boxes are xyxy in input pixels. A cell of the grid (row-major, like the encoder's tokens)
 predicts at most one box, the one whose centre falls in it:
@@ -12,9 +13,9 @@ elementwise ops that export to any ONNX runtime.
 from __future__ import annotations
 
 import torch
-from torchvision.ops import batched_nms, box_convert
+from torchvision.ops import box_convert
 
-CLASS_PADDING = -1  # class id of a padding row in the (N, max_boxes) arrays
+from modalities.splits import CLASS_PADDING  # class id of a padding row in the (N, max_boxes) arrays
 
 
 def xyxy_to_cxcywh(boxes: torch.Tensor) -> torch.Tensor:
@@ -78,13 +79,3 @@ def assign_targets(boxes: torch.Tensor, classes: torch.Tensor, grid_size: int, s
     cell_classes[slot[winners]] = classes[valid][winners].long()
     cell_params[slot[winners]] = params[valid][winners]
     return cell_classes.view(b, n), cell_params.view(b, n, 4)
-
-
-def nms_detections(boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, score_threshold: float,
-                   iou_threshold: float, max_detections: int):
-    """Class-aware NMS on one image's candidates: drop scores below threshold, suppress overlaps of
-    the same class above iou_threshold, keep the max_detections best (sorted by score, descending)."""
-    keep = scores >= score_threshold
-    boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
-    kept = batched_nms(boxes.float(), scores.float(), classes, iou_threshold)[:max_detections]
-    return boxes[kept], scores[kept], classes[kept]

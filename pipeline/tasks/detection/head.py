@@ -4,8 +4,8 @@ Every patch token predicts one candidate: an objectness logit, class logits and 
 pipeline/boxes.py for the parametrisation). The deployable `Detector` maps an image to
     boxes  (B, G*G, 4)  xyxy in input pixels
     scores (B, G*G, C)  objectness x class probability
-and NMS runs after the model (`postprocess` here, `devices.postprocess.detection.postprocess` in apps),
-not inside the ONNX graph, because:
+and NMS runs after the model (`devices.postprocess.detection.postprocess`, numpy, in evaluation and apps
+alike), not inside the ONNX graph, because:
   * fixed-shape outputs (batch axis only dynamic) are what export_onnx checks, what INT8 calibration
     and static-shape targets need, and what every device profile runs; ONNX NonMaxSuppression returns
     a data-dependent number of rows and is missing from some targets (QNN's op list lacks it);
@@ -157,20 +157,6 @@ class DetectionObjective(nn.Module):
         return self.loss(self.detector.raw(x), boxes, classes)
 
 
-def postprocess(boxes: torch.Tensor, scores: torch.Tensor, score_threshold: float = 0.05,
-                iou_threshold: float = 0.5, max_detections: int = 100) -> list[dict[str, torch.Tensor]]:
-    """Detector outputs (B, N, 4), (B, N, C) -> per image {"boxes" (K, 4), "scores" (K,), "labels" (K,)}.
-
-    Each cell keeps its best class; then class-aware NMS. devices.postprocess.detection does the same in numpy.
-    """
-    results = []
-    for image_boxes, image_scores in zip(boxes, scores):
-        best, labels = image_scores.max(dim=-1)
-        kept = box_ops.nms_detections(image_boxes, best, labels, score_threshold, iou_threshold, max_detections)
-        results.append(dict(zip(("boxes", "scores", "labels"), kept)))
-    return results
-
-
 def postprocess_metadata(score_threshold: float, iou_threshold: float, max_detections: int) -> dict:
     """What an app needs to turn the exported outputs into detections (goes into the model metadata)."""
     return {
@@ -182,15 +168,3 @@ def postprocess_metadata(score_threshold: float, iou_threshold: float, max_detec
         "postprocess": {"score_threshold": score_threshold, "iou_threshold": iou_threshold,
                         "max_detections": max_detections},
     }
-
-
-@torch.no_grad()
-def predict(detector: Detector, x: torch.Tensor, batch_size: int = 256, **post) -> list[dict[str, torch.Tensor]]:
-    """Detections for model inputs x (N, C, H, W) in [0, 1], in batches; `post` goes to `postprocess`."""
-    was_training = detector.training
-    detector.eval()
-    results = []
-    for start in range(0, len(x), batch_size):
-        results += postprocess(*detector(x[start:start + batch_size]), **post)
-    detector.train(was_training)
-    return results

@@ -45,8 +45,8 @@ def _per_class(result: dict, labels: list[str]) -> dict[int, float]:
 
 def detection_map(predictions: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]],
                   labels: list[str], per_class: bool = True) -> dict:
-    """predictions: per image {"boxes" (K, 4) xyxy, "scores" (K,), "labels" (K,)} (pipeline.tasks.detection.head.postprocess);
-    targets: per image {"boxes", "labels"} (`ground_truth`). Returns
+    """predictions: per image {"boxes" (K, 4) xyxy, "scores" (K,), "labels" (K,)}
+    (devices.postprocess.detection.postprocess); targets: per image {"boxes", "labels"} (`ground_truth`). Returns
     {"map_50": float, "map_50_95": float, "per_class": {label: {"map_50": float, "map_50_95": float}}}.
     per_class=False leaves "per_class" out and evaluates once (both overall figures come from one run
     over IoU .50:.95), about half the time: what scoring every exported variant needs.

@@ -1,0 +1,5 @@
+import sys
+
+from devices.compat.cli import main
+
+sys.exit(main())

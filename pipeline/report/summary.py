@@ -1,0 +1,139 @@
+"""reports/summary.md: the tables a user reads first, built only from measured metrics files. Each task
+kind adds its own section (Task.report_section); the sections here are common to every task."""
+from __future__ import annotations
+
+import json
+
+from pipeline.config import paths
+from pipeline.report.tables import METRIC_NAMES, num, pct, table
+from pipeline.tasks.registry import get_task
+
+
+def load_metrics(stage: str, group: str, method: str) -> dict | None:
+    path = paths.metrics_file(stage, group, method)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def summary(params, load=load_metrics) -> str:
+    lines = ["# Summary", "", "Every number below was measured by this pipeline run; "
+             "see `dvc metrics show` for the raw values.", ""]
+    lines += tasks_section(params, load)
+    for head in dict.fromkeys(spec.head for spec in params.tasks.values()):
+        lines += get_task(head).report_section(params, load)
+    lines += cost_section(params, load) + export_section(params, load) + latency_section()
+    return "\n".join(lines)
+
+
+def headline_metrics(params, load=load_metrics) -> dict:
+    """metrics/summary.json, what `dvc metrics show` and `dvc exp show` print: per task and method the
+    test metric of the fine-tuned model and of its ONNX INT8 export."""
+    out = {}
+    for task, spec in params.tasks.items():
+        out[task] = {}
+        for method in params.methods:
+            finetune = load("finetune", task, method) or {}
+            int8 = (load("quantize", task, method) or {}).get("variants", {}).get("onnx-int8", {})
+            out[task][method] = {spec.metric: finetune.get("test_metric"), f"{spec.metric}_int8": int8.get("test_metric")}
+    return out
+
+
+def cost_section(params, load) -> list[str]:
+    rows = []
+    for modality in params.modalities:
+        for method in params.methods:
+            m = load("pretrain", modality, method)
+            if not m or not m.get("steps"):
+                continue
+            rows.append([modality, method, str(m["epochs"]), num(m["train_seconds"], ".1f"),
+                         num(m["samples_per_s"], ".1f"), num(m["peak_memory_mb"], ".0f") + f" ({m['memory_kind']})",
+                         m["device"], str(m["world_size"])])
+    return (["## Pretraining cost", "",
+             "Same encoder, data and epochs for both methods. samples/s counts training images per second "
+             "of training-loop time (checkpoint writes excluded).", ""]
+            + table(["modality", "method", "epochs", "train s", "samples/s", "peak MB", "device", "processes"], rows))
+
+
+def export_section(params, load) -> list[str]:
+    parity_rows, size_rows = [], []
+    for task, spec in params.tasks.items():
+        for method in params.methods:
+            exp = load("export", task, method) or {}
+            quant = load("quantize", task, method) or {}
+            for variant, v in exp.get("variants", {}).items():
+                parity_rows.append([spec.modality, task, method, variant, num(v.get("max_abs_diff"), ".2e"),
+                                    pct(v.get("top1_agreement"))])
+            torch_metric = exp.get("torch_test_metric")
+            every = {**exp.get("variants", {}), **quant.get("variants", {})}
+            for variant, v in every.items():
+                if "error" in v:
+                    size_rows.append([spec.modality, task, method, f"`{variant}`", f"failed: {v['error']}", "", ""])
+                    continue
+                size_rows.append([spec.modality, task, method, f"`{variant}`" if "/" in variant else variant,
+                                  METRIC_NAMES[spec.metric], num(v.get("test_metric")), num(torch_metric),
+                                  num(v.get("size_bytes", 0) / 2**20, ".2f")])
+    return (["## Export parity (test split, against PyTorch)", "",
+             "Top-1 agreement applies to classifiers only (n/a for detectors and anomaly scorers).", ""]
+            + table(["modality", "task", "method", "variant", "max abs diff", "top-1 agreement"], parity_rows)
+            + ["## Task metric and size of every exported variant (test split)", "",
+               "`targets/<profile>/...` are the variants prepared for one device profile (static shapes, "
+               "its INT8 preset); their metric is measured on this CPU with onnxruntime or OpenVINO.", ""]
+            + table(["modality", "task", "method", "variant", "metric", "exported", "PyTorch", "size MB"],
+                     size_rows))
+
+
+def _latency_p50(report: dict | None, task: str, method: str, runtime: str, precision: str) -> float | None:
+    """Batch-1 p50 of the standard export (exports/<task>/<method>/...) on one runtime and precision."""
+    for row in (report or {}).get("rows", []):
+        if (row["model"].startswith(f"{task}/{method}/") and "/targets/" not in row["model"]
+                and row["runtime"] == runtime and row["precision"] == precision and row["batch"] == 1):
+            return row["p50_ms"]
+    return None
+
+
+def tasks_section(params, load) -> list[str]:
+    """Every task x method: the fine-tuned metric, the FP32 and INT8 exports' metric, latency on this CPU."""
+    path = paths.REPORTS / "latency" / "cpu-x86.json"
+    latency = json.loads(path.read_text()) if path.is_file() else None
+    measured = latency is not None and latency.get("status") == "measured"
+    rows = []
+    for task, spec in params.tasks.items():
+        for method in params.methods:
+            ft = load("finetune", task, method) or {}
+            exp = (load("export", task, method) or {}).get("variants", {})
+            quant = (load("quantize", task, method) or {}).get("variants", {})
+            p50 = [_latency_p50(latency, task, method, *rp) if measured else None
+                   for rp in (("onnxruntime", "fp32"), ("onnxruntime", "int8"))]
+            rows.append([task, spec.head, method, METRIC_NAMES[spec.metric], num(ft.get("test_metric")),
+                         num(exp.get("onnx-fp32", {}).get("test_metric")),
+                         num(quant.get("onnx-int8", {}).get("test_metric")),
+                         num(quant.get("openvino-int8", {}).get("test_metric")),
+                         *(num(v, ".2f") for v in p50)])
+    where = (f"latency: batch-1 p50 on `cpu-x86` ({latency.get('host', {}).get('cpu_model', 'this host')})"
+             if measured else "latency: not measured here")
+    return (["## Every task: fine-tuned, exported FP32 and INT8 (test split)", "",
+             f"Metric on the held-out test split; {where}.", ""]
+            + table(["task", "head", "method", "metric", "PyTorch", "ONNX FP32", "ORT INT8", "NNCF INT8",
+                      "ORT FP32 ms", "ORT INT8 ms"], rows))
+
+
+def latency_section() -> list[str]:
+    lines = ["## Latency per runtime (batch 1 p50 / p99, batch 32 throughput)", ""]
+    for path in sorted((paths.REPORTS / "latency").glob("*.json")):
+        report = json.loads(path.read_text())
+        if report.get("status") != "measured":
+            lines += [f"`{report['profile']}`: not measured here ({report.get('reason', '')}).", ""]
+            continue
+        host = report.get("host", {}).get("cpu_model", "unknown host")
+        lines += [f"`{report['profile']}`, measured on {host} (details: `{path.with_suffix('.md')}`):", ""]
+        merged: dict[tuple, dict] = {}
+        for row in report["rows"]:
+            merged.setdefault((row["model"], row["runtime"], row["precision"]), {})[row["batch"]] = row
+        rows = []
+        for (model, runtime, precision), by_batch in merged.items():
+            b1 = by_batch.get(1, {})
+            big = by_batch[max(by_batch)]
+            rows.append([f"`{model}`", runtime, precision, num(b1.get("p50_ms")), num(b1.get("p99_ms")),
+                         {True: "yes", False: "**no**"}.get(b1.get("meets_budget"), "n/a"),
+                         f"{big['throughput']:,.0f} (b{big['batch']})"])
+        lines += table(["model", "runtime", "precision", "p50 ms", "p99 ms", "meets budget", "samples/s"], rows)
+    return lines
