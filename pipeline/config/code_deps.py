@@ -120,8 +120,9 @@ def rewrite(dvc_file: Path) -> str:
     for line in dvc_file.read_text().splitlines():
         stripped = line.strip()
         indent = len(line) - len(line.lstrip())
-        if indent == 2 and stripped.endswith(":") and not stripped.startswith("-"):
-            stage, in_deps = stripped[:-1], False
+        key = stripped.split("#")[0].strip()
+        if indent == 2 and key.endswith(":") and not key.startswith("-"):
+            stage, in_deps = key[:-1], False
         if in_deps and stripped.startswith("- "):
             if is_code_dep(stripped[2:].split("#")[0].strip(), root):
                 continue
