@@ -52,7 +52,7 @@ def export_onnx(
     metadata: Mapping[str, Any],
     input_name: str,
     output_names: Sequence[str],
-    opset: int = 17,
+    opset: int = DYNAMO_MIN_OPSET,
 ) -> Path:
     """Export `model` (in eval mode) to a self-contained .onnx file with a dynamic batch axis 0, with the
     exporter exporter_for picks.

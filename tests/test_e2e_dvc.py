@@ -39,12 +39,12 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
     for modality in params["modalities"]:
         for method in params["methods"]:
             for stage in ("pretrain", "probe"):
-                assert f"metrics/{stage}/{modality}/{method}.json" in names, f"{stage} {modality}-{method} missing"
+                assert (tmp_path / f"metrics/{stage}/{modality}/{method}.json").is_file(), f"{stage} {modality}-{method} missing"
         assert (tmp_path / f"reports/figures/{modality}-mae-reconstruction.png").stat().st_size > 0
     for task in params["tasks"]:
         for method in params["methods"]:
             for stage in ("finetune", "export", "quantize"):
-                assert f"metrics/{stage}/{task}/{method}.json" in names, f"{stage} {task}-{method} missing"
+                assert (tmp_path / f"metrics/{stage}/{task}/{method}.json").is_file(), f"{stage} {task}-{method} missing"
             export = json.loads((tmp_path / f"metrics/export/{task}/{method}.json").read_text())
             assert export["onnx_parity_ok"], (task, method)
             if params["tasks"][task].get("head", "classification") == "classification":

@@ -6,7 +6,8 @@ Two deployable scorers, each mapping model input (B, ...) -> score (B,), higher 
   * `ReconstructionAnomalyModel`: an MAE's reconstruction error over the hidden tokens, averaged over
     a fixed set of seeded masks, so the score is deterministic and the masks are graph constants.
 Both export with export.onnx.export_onnx(model, example, path, anomaly_metadata(...), input_name,
-model.output_names) (opset 17, TorchScript exporter); the kNN's top-k becomes an ONNX TopK.
+model.output_names) (the kNN scorer always through the TorchScript exporter: export.onnx.LEGACY_MODELS); the
+kNN's top-k becomes an ONNX TopK.
 
 The decision threshold is set on validation NORMAL scores at a target false-alarm rate
 (`threshold_at_fpr`) and travels in the model's metadata (`anomaly_metadata`).
