@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from devices.model_files import SCRATCH_PREFIX
+
 
 FILE_MODE = 0o644  # outputs are read by apps running as other users; mkstemp's 0600 would hide them
 
@@ -39,7 +41,7 @@ def scratch_dir(near: str | Path) -> Iterator[Path]:
     whose results are then os.replace'd out of it."""
     near = Path(near)
     near.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=near, prefix=".export-") as tmp:
+    with tempfile.TemporaryDirectory(dir=near, prefix=SCRATCH_PREFIX) as tmp:
         yield Path(tmp)
 
 

@@ -10,6 +10,9 @@ RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".xml": "openvino"}
 FORMAT_OF_RUNTIME = {"onnxruntime": "ONNX", "openvino": "OpenVINO IR"}
 ASSETS_DIR = "assets"  # what an app needs beside a model (tokenizer, front end): not models to measure
 TARGETS_DIR = "targets"  # variants prepared for one profile live under targets/<profile>/
+# Folders an export writes into before moving its results out (devices.io.scratch_dir); a killed export
+# leaves them behind. Hidden, so never taken for models; export.files removes them.
+SCRATCH_PREFIX = ".export-"
 
 
 class UnknownModelFormat(ValueError):

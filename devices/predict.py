@@ -15,6 +15,8 @@ model returns logits (softmax is applied) or probabilities. "task_kind" says wha
 a classifier's logits (the default), a detector's boxes and scores (post-processed with the
 metadata's "postprocess" thresholds: [{"label", "index", "score", "box": [x0, y0, x1, y1]}, ...] per
 input), or an anomaly score (compared with the metadata's "threshold": {"score", "anomalous"}).
+All of it is checked when the model is loaded (devices.metadata.validate_metadata), before any input is read:
+a model file may come from anyone, so its metadata must agree with its graph and stay within sane limits.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from devices.metadata import decode_metadata
+from devices.metadata import MetadataError, decode_metadata, validate_metadata
 from devices.model_files import UnknownModelFormat, runtime_of
 from devices.preprocess import InputSpec, PreprocessError, preprocess
 
@@ -76,8 +78,11 @@ class Predictor:
             raise ModelLoadError(message) from exc
         self.path = path
         self.metadata: dict[str, Any] = decode_metadata(self.session.metadata)
+        assets = find_assets(path)
+        # before anything acts on it: sizes, thresholds and asset names come from a file the app did not make
+        validate_metadata(path, self.metadata, self.session.input_shape, self.session.input_dtype, assets)
         self.spec = InputSpec.from_metadata(self.session.metadata, self.session.input_shape,
-                                            self.session.input_dtype, self.session.input_name, find_assets(path))
+                                            self.session.input_dtype, self.session.input_name, assets)
         labels = self.metadata.get("labels")
         self.labels: list[str] | None = [str(label) for label in labels] if isinstance(labels, list) else None
         self.output_kind = str(self.metadata.get("output") or "logits")
@@ -190,9 +195,7 @@ class Predictor:
                 for name, image in zip(names, found)]
 
     def _anomaly_scores(self, x: np.ndarray, names: list[str]) -> list[dict]:
-        if "threshold" not in self.metadata:
-            raise ValueError(f"{self.path}: an anomaly model's metadata needs 'threshold'")
-        threshold = float(self.metadata["threshold"])
+        threshold = float(self.metadata["threshold"])  # present and finite: validate_metadata checked it
         scores = self.outputs(x)[0].reshape(len(x), -1)[:, 0]
         return [{"input": name, "score": float(s), "threshold": threshold, "anomalous": bool(s > threshold)}
                 for name, s in zip(names, scores)]
@@ -248,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                 if isinstance(item, np.ndarray):
                     r["input"] = text + r["input"].removeprefix("array")
                 results.append(r)
-    except (FileNotFoundError, ModelLoadError, InputError, PreprocessError, ValueError, RuntimeError) as exc:
+    except (FileNotFoundError, ModelLoadError, MetadataError, InputError, PreprocessError, ValueError,
+            RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(results, indent=2) if args.json else format_results(results))

@@ -20,6 +20,7 @@ PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
 KNOWN_PRECISIONS = ("fp32", "fp16", "int8")
 KNOWN_ARCHES = ("x86_64", "aarch64")  # platform.machine() spellings normalised by host_arch()
+ANY_ARCH = "any"  # a profile measured on whatever host runs it (a test or generic profile), said explicitly
 # Quantization presets a profile may name. The first six are optimum's AutoQuantizationConfig
 # constructors (optimum.onnxruntime.configuration); "qnn-qdq-uint8" is onnxruntime's
 # quantization.execution_providers.qnn.get_qnn_qdq_config with uint8 activations and weights
@@ -65,9 +66,11 @@ FIELDS = {
     }, "a table with min_iterations and min_seconds"),
     "budget_ms": MapOf(Value("a number of milliseconds > 0", lambda v: is_number(v) and v > 0),
                        "a table of task = milliseconds (> 0), including 'default'", must_have=("default",)),
-    # optional: absent means any host arch, dynamic shapes allowed, float models allowed,
+    # required, so a profile that forgets it is not measured (and reported) on a host of another arch
+    "arch": Value(f"one of {[*KNOWN_ARCHES, ANY_ARCH]} (the host arch it is measured on; "
+                  f"'{ANY_ARCH}': whichever runs it)", one_of((*KNOWN_ARCHES, ANY_ARCH))),
+    # optional: absent means dynamic shapes allowed, float models allowed,
     # all precisions preferred in file order, no quantization preset, no fixed input shapes
-    "arch": Value(f"one of {list(KNOWN_ARCHES)}", one_of(KNOWN_ARCHES), required=False),
     "static_shapes": Value("true or false", lambda v: isinstance(v, bool), required=False),
     "requires_quantized": Value("true or false", lambda v: isinstance(v, bool), required=False),
     "preferred_precisions": Value("a non-empty list of distinct precisions, each also in 'precisions'",
@@ -101,11 +104,11 @@ class Profile:
     min_iterations: int
     min_seconds: float
     precisions: tuple[str, ...]
+    arch: str  # one of KNOWN_ARCHES or ANY_ARCH
     budgets_ms: dict[str, float] = field(default_factory=dict)  # includes "default"
     onnxruntime_provider: str | None = None
     openvino_device: str | None = None
-    # optional fields (see the module docstring); defaults keep older profiles valid
-    arch: str | None = None
+    # optional fields (see FIELDS); defaults keep older profiles valid
     static_shapes: bool = False
     requires_quantized: bool = False
     preferred_precisions: tuple[str, ...] = ()
@@ -131,8 +134,8 @@ class Profile:
         return self.input_shapes.get(task, ()) if task is not None else ()
 
     def matches_host_arch(self, machine: str | None = None) -> bool:
-        """Whether this host's machine arch is the profile's ``arch`` (always true without one)."""
-        return self.arch is None or host_arch(machine) == self.arch
+        """Whether this host's machine arch is the profile's ``arch`` (always true for ``arch = "any"``)."""
+        return self.arch == ANY_ARCH or host_arch(machine) == self.arch
 
     @property
     def runtimes(self) -> dict[str, str]:
@@ -243,7 +246,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
         budgets_ms={task: float(ms) for task, ms in data["budget_ms"].items()},
         onnxruntime_provider=ort.get("provider"),
         openvino_device=data["runtimes"].get("openvino", {}).get("device"),
-        arch=data.get("arch"),
+        arch=data["arch"],
         static_shapes=data.get("static_shapes", False),
         requires_quantized=data.get("requires_quantized", False),
         preferred_precisions=tuple(data.get("preferred_precisions", ())),

@@ -58,33 +58,52 @@ def validate_report(report: dict) -> None:
 def read_report(path: str | Path) -> dict:
     """A device report written by ``devices.run``; an unreadable or invalid one is an error naming the file."""
     try:
-        report = json.loads(Path(path).read_text())
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
         if not isinstance(report, dict):
             raise ValueError(f"expected a JSON object, got {type(report).__name__}")
         validate_report(report)
-    except ValueError as exc:  # json.JSONDecodeError is one
+    except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ones
         raise ValueError(f"{path}: not a valid device report: {exc}") from exc
     return report
 
 
-def brought_back(folder: str | Path, profile_name: str) -> list[dict]:
+def skipped_file(path: str | Path, why: str) -> dict:
+    """A report's "skipped" entry for a file that was not used (rendered "skipped: <file>: <why>")."""
+    return {"file": str(path), "batch": None, "reason": why}
+
+
+def brought_back(folder: str | Path, profile_name: str, skipped: list[dict] | None = None) -> list[dict]:
     """Reports measured on the device itself and brought back (``python -m devices.run ... --out
-    <folder>/X.json``), sorted by file name; each records its file under "source"."""
+    <folder>/X.json``), sorted by file name; each records its file under "source". Hidden files (a
+    half-copied ``.X.json.tmp``) are not read. A file that is not a valid report of this profile raises
+    ValueError naming it, or, when a `skipped` list is given, is left out and appended to it."""
     reports = []
-    for path in sorted(Path(folder).glob("*.json")):
-        report = read_report(path)
-        if report.get("profile") != profile_name:
-            raise ValueError(f"{path}: a report for '{report.get('profile')}' in the folder of '{profile_name}'")
+    for path in sorted(p for p in Path(folder).glob("*.json") if p.is_file() and not p.name.startswith(".")):
+        try:
+            report = read_report(path)
+            if report.get("profile") != profile_name:
+                raise ValueError(f"{path}: a report for '{report.get('profile')}' in the folder of '{profile_name}'")
+        except (OSError, ValueError) as exc:
+            if skipped is None:
+                raise
+            skipped.append(skipped_file(path, str(exc).removeprefix(f"{path}: ")))
+            continue
         reports.append({**report, "source": str(path)})
     return reports
 
 
-def with_brought_back(report: dict, folder: str | Path) -> dict:
-    """The report of a device not measured here replaced by the last one measured on the device itself."""
-    from_device = brought_back(folder, report["profile"])
-    if report.get("status") == MEASURED or not from_device:
-        return report
-    return {**from_device[-1], "status": MEASURED, "measured_here": False}
+def with_brought_back(report: dict, folder: str | Path, *, skip_bad: bool = False) -> dict:
+    """The report of a device not measured here replaced by the last one measured on the device itself.
+
+    With `skip_bad`, a file in `folder` that is not a valid report is listed in the result's "skipped"
+    (``skipped_file``) instead of raising, so one bad file does not lose the others or the measurements."""
+    bad: list[dict] | None = [] if skip_bad else None
+    from_device = brought_back(folder, report["profile"], bad)
+    if report.get("status") != MEASURED and from_device:
+        report = {**from_device[-1], "status": MEASURED, "measured_here": False}
+    if bad:
+        report = {**report, "skipped": [*report.get("skipped", []), *bad]}
+    return report
 
 
 def summary_metrics(reports: list[dict]) -> dict:
@@ -141,7 +160,7 @@ def render_markdown(report: dict) -> str:
             + (f" on this host ({report['host'].get('cpu_model')})." if report.get("host") else "."),
             "",
         ]
-        return "\n".join(lines) + render_compatibility(report.get("compatibility", []))
+        return "\n".join(lines + _skipped_lines(report)) + render_compatibility(report.get("compatibility", []))
 
     lines += [f"Measured on {_host_line(report.get('host'))}, at {report.get('measured_at')}.", ""]
     settings = report.get("settings") or {}
@@ -188,14 +207,26 @@ def render_markdown(report: dict) -> str:
             c = row["cross_check"]
             lines.append(f"| `{row['model']}` | {_ms(c['ours_p50_ms'])} | {_ms(c['benchmark_app_median_ms'])} | "
                          f"{c['ratio']:.2f} |")
-    skipped = report.get("skipped") or []
-    if skipped:
-        lines += ["", "Not measured:", ""]
-        for item in skipped:
+    lines += ["", *_skipped_lines(report)]
+    return "\n".join(lines) + render_compatibility(report.get("compatibility", []))
+
+
+def _skipped_lines(report: dict) -> list[str]:
+    """Markdown lines for the models not measured and the files not used, each with its reason."""
+    models = [item for item in report.get("skipped") or [] if "file" not in item]
+    files = [item for item in report.get("skipped") or [] if "file" in item]
+    lines = []
+    if models:
+        lines += ["Not measured:", ""]
+        for item in models:
             batch = f", batch {item['batch']}" if item.get("batch") is not None else ""
             lines.append(f"- `{item.get('model')}`{batch}: {item.get('reason')}")
-    lines.append("")
-    return "\n".join(lines) + render_compatibility(report.get("compatibility", []))
+        lines.append("")
+    if files:
+        lines += ["Files not used:", ""]
+        lines += [f"- skipped: `{item['file']}`: {item.get('reason')}" for item in files]
+        lines.append("")
+    return lines
 
 
 def write_device_report(report: dict, out_json: str | Path | None, out_md: str | Path | None) -> None:

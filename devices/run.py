@@ -7,9 +7,11 @@ Models: every ``**/*.onnx`` (run with onnxruntime and the profile's provider)
 and ``**/*.xml`` OpenVINO IR (run with OpenVINO on the profile's device) under
 ``--models``. Each is measured at each of the profile's batch sizes on random
 float input shaped like the model's input (axis 0 is the batch axis; any other
-dynamic axis is an error naming the model). A runtime/provider/device that the
-profile names but this host lacks stops the run with an error: nothing falls
-back to another provider.
+dynamic axis is an error naming the model). A model its runtime cannot load
+is skipped, named in the report and on stderr; the others are measured. A
+runtime/provider/device that the profile names but this host lacks stops the
+run with an error: nothing falls back to another provider. The profile alone
+chooses the targets: there is no --device or --provider option.
 """
 from __future__ import annotations
 
@@ -22,9 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from devices.latency import judged_stats, measure
+from devices.metadata import MetadataError, decode_metadata, validate_metadata
 from devices.model_files import find_models, runtime_of
 from devices.profile import Profile, ProfileError, host_arch, load_profile, precision_of
 from devices.report import not_measured_report, write_device_report
+from devices.runtimes import UnreadableModel, open_session
 from devices.system_info import describe_host
 
 
@@ -90,8 +94,6 @@ def input_shape_for(model: str, input_name: str, dims: list[int | None], batch: 
 
 
 def _open(path: Path, profile: Profile):
-    from devices.runtimes import open_session
-
     threads = profile.threads or None
     if runtime_of(path) == "onnxruntime":
         session = open_session(path, threads, provider=profile.onnxruntime_provider)
@@ -145,7 +147,14 @@ def measure_models(
             log(f"skip {rel}: profile has no {runtime} runtime")
             continue
 
-        session = _open(path, profile)
+        try:
+            session = _open(path, profile)
+            validate_metadata(path, decode_metadata(session.metadata), session.input_shape, session.input_dtype)
+        except (UnreadableModel, MetadataError) as exc:
+            reason = str(exc).removeprefix(f"{path}: ")
+            skipped.append({"model": rel, "batch": None, "reason": reason})
+            log(f"skipped: {rel}: {reason}")
+            continue
         if session.input_count != 1:
             raise ModelInputError(f"{rel}: has {session.input_count} inputs; only single-input models are measured")
         precision = precision_of(session.metadata, rel)
@@ -205,6 +214,17 @@ def measure_here(profile: Profile, models_dir: str | Path, log=_log) -> dict:
         return not_measured_report(profile, str(exc))
 
 
+def _no_target_option(option: str, value: str, models_dir: str, profile: str) -> str:
+    """Why --device or --provider is refused, naming the .onnx models it would not reach."""
+    root = Path(models_dir)
+    onnx = [p.relative_to(root).as_posix() for p in find_models(root) if runtime_of(p) == "onnxruntime"] \
+        if root.is_dir() else []
+    named = f" ({', '.join(onnx)})" if onnx else ""
+    return (f"{option} '{value}' is not an option of devices.run: the profile '{profile}' chooses the targets. "
+            f".onnx models{named} run on the provider of its [runtimes.onnxruntime], never on an OpenVINO device; "
+            ".xml models on the device of its [runtimes.openvino]. For an NPU, use a profile such as intel-npu")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devices.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", required=True, help="profile name (devices/profiles/NAME.toml) or path to a .toml")
@@ -216,7 +236,12 @@ def main(argv: list[str] | None = None) -> int:
         help="'auto': task from each model's metadata key 'task' (default budget if absent); "
              "or a task name applied to every model",
     )
+    for option in ("--device", "--provider"):  # refused with a reason below, not silently ignored
+        parser.add_argument(option, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    for option, value in (("--device", args.device), ("--provider", args.provider)):
+        if value is not None:
+            parser.error(_no_target_option(option, value, args.models, args.profile))
     try:
         profile = load_profile(args.profile)
         report = measure_models(profile, args.models, args.task_of_model)

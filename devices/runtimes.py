@@ -12,6 +12,10 @@ from devices.metadata import metadata_of
 from devices.model_files import runtime_of
 
 
+class UnreadableModel(ValueError):
+    """A model file its runtime cannot load (truncated, corrupt, not a model): an error naming the file."""
+
+
 class Session:
     """A loaded model that maps a float32 batch to its first output.
 
@@ -78,7 +82,7 @@ class OnnxRuntimeSession(Session):
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise ValueError(f"{path}: onnxruntime cannot load this model: {exc}") from exc
+            raise UnreadableModel(f"{path}: onnxruntime cannot load this model: {exc}") from exc
         inputs = self.session.get_inputs()
         self.input_name = inputs[0].name
         self.input_count = len(inputs)
@@ -116,7 +120,7 @@ class OpenVinoSession(Session):
         try:
             model = core.read_model(str(path))
         except Exception as exc:
-            raise ValueError(f"{path}: OpenVINO cannot read this model: {exc}") from exc
+            raise UnreadableModel(f"{path}: OpenVINO cannot read this model: {exc}") from exc
         first = model.inputs[0]
         self.input_count = len(model.inputs)
         self.input_shape = [d.get_length() if d.is_static else None for d in first.get_partial_shape()]
@@ -175,10 +179,19 @@ def open_session(
     """Open a model file with the runtime its format implies (.onnx or .xml).
 
     ``provider`` (onnxruntime execution provider) and ``device`` (OpenVINO
-    device) default to the CPU; an unavailable one raises, never falls back.
+    device) default to the CPU; an unavailable one raises, never falls back,
+    and one given for the other runtime's format is an error, not ignored.
     """
     path = Path(path)
-    if runtime_of(path) == "onnxruntime":
+    runtime = runtime_of(path)
+    if runtime == "onnxruntime" and device is not None:
+        raise ValueError(f"{path}: device '{device}' (--device) is an OpenVINO device, but an .onnx model runs on "
+                         "onnxruntime, whose target is an execution provider (--provider); for an OpenVINO "
+                         "device, use the model's OpenVINO IR (.xml)")
+    if runtime == "openvino" and provider is not None:
+        raise ValueError(f"{path}: provider '{provider}' (--provider) is an onnxruntime execution provider, but "
+                         "an OpenVINO IR (.xml) runs on OpenVINO, whose target is a device (--device)")
+    if runtime == "onnxruntime":
         return OnnxRuntimeSession(path, providers=[provider] if provider else None, threads=threads)
     device = device or "CPU"
     config = {"PERFORMANCE_HINT": "LATENCY"}

@@ -7,10 +7,11 @@ import shutil
 from pathlib import Path
 
 from devices.io import FILE_MODE
+from devices.model_files import SCRATCH_PREFIX
 
 # What devices.io leaves behind when a process is killed mid-write: scratch_dir's folders and
 # atomic_path's temporary files (".<name>.<random>.tmp<suffix>").
-SCRATCH_GLOB = ".export-*"
+SCRATCH_GLOB = f"{SCRATCH_PREFIX}*"
 ATOMIC_TEMP_GLOB = ".*.tmp*"
 
 

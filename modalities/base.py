@@ -166,3 +166,11 @@ class Modality(ABC):
     def example_input(self, batch_size: int = 1) -> torch.Tensor:
         spec = self.input_spec()
         return torch.zeros((batch_size, *spec["shape"][1:]), dtype=getattr(torch, spec["dtype"]))
+
+    # ---- simple baselines (pipeline/evaluation/baselines.py) ---------------
+    baseline_features_name = "pixels"
+
+    def baseline_features(self, x: np.ndarray) -> np.ndarray:
+        """Stored samples -> one float vector each, the standard features a simple model (logistic
+        regression, Mahalanobis or kNN distance) is fitted on; by default the model input, flattened."""
+        return self.to_input(torch.from_numpy(x)).flatten(1).float().numpy()

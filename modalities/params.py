@@ -22,6 +22,7 @@ class OptimOverrides(Strict):
     batch_size: int | None = Field(None, ge=2, le=65536)
     lr: float | None = Field(None, gt=0, le=10)
     warmup_epochs: float | None = Field(None, ge=0, le=1000)
+    layer_decay: float | None = Field(None, gt=0, le=1)
 
 
 class AnomalyCounts(Strict):

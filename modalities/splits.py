@@ -30,6 +30,22 @@ class CorruptFileError(ValueError):
     """A data file that cannot be read; the message names it."""
 
 
+def read_labelled(files, read, on_corrupt: str, skipped: list[str]) -> tuple[list, list[int]]:
+    """(samples, labels) read from (path, label) pairs; a file `read` rejects (CorruptFileError) stops the
+    read, or under on_corrupt 'skip' is listed in `skipped` and left out."""
+    samples, labels = [], []
+    for path, label in files:
+        try:
+            samples.append(read(path))
+        except CorruptFileError:
+            if on_corrupt != "skip":
+                raise
+            skipped.append(str(path))
+            continue
+        labels.append(label)
+    return samples, labels
+
+
 class DataSourceError(RuntimeError):
     """A data source that cannot be built here (a tool or package it needs is missing, or unusable)."""
 

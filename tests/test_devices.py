@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 GOOD_PROFILE = """
 description = "test profile"
+arch = "any"
 threads = 1
 batch_sizes = [1, 32]
 warmup_iterations = 3

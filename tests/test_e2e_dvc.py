@@ -51,7 +51,11 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
                 assert export["variants"]["onnx-fp32"]["top1_agreement"] == 1.0, (task, method)
     assert names == {"metrics/summary.json"}  # the compact headline file; the detail files sit beside it
     headline = json.loads((tmp_path / "metrics/summary.json").read_text())
-    assert set(headline) == set(params["tasks"]) and all(set(headline[t]) == set(params["methods"]) for t in headline)
+    assert set(headline) == set(params["tasks"])
+    assert all(set(headline[t]) == {*params["methods"], "baseline"} for t in headline)
+    for task in params["tasks"]:  # every task beside its simple baseline, scored on test
+        baseline = json.loads((tmp_path / f"metrics/baselines/{task}.json").read_text())
+        assert 0 <= baseline["test_metric"] <= 1 and list(headline[task]["baseline"].values()) == [baseline["test_metric"]]
     assert (tmp_path / "metrics/bench.json").is_file()
     assert (tmp_path / "exports/sentiment/mae/assets/tokenizer.json").is_file()  # shipped with text models
     assert (tmp_path / "exports/keywords/mae/assets/frontend.onnx").is_file()  # audio's exported front end
@@ -78,7 +82,8 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
         assert report["status"] == "not measured here" and not report["rows"] and report["compatibility"]
     assert "cpu-x86" in (tmp_path / "reports/latency/index.md").read_text()
     summary = (tmp_path / "reports/summary.md").read_text()
-    for heading in ("Every task: fine-tuned, exported FP32 and INT8", "Accuracy on the held-out test split",
+    for heading in ("Every task: fine-tuned, exported FP32 and INT8", "Every task against a simple baseline",
+                    "Accuracy on the held-out test split",
                     "Object detection", "Anomaly detection", "Pretraining cost", "Export parity", "Latency per runtime"):
         assert heading in summary
     for task in params["tasks"]:
@@ -91,13 +96,13 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
     with open(tmp_path / "data/image/manifest.json", "a") as f:
         f.write(" ")
     assert _changed_stages(dvc, tmp_path, env) == {"pretrain@image", "probe@image", "finetune@digits", "export@digits",
-                                                   "prepare@image"}
-    run(dvc + ["checkout", "data/image"], tmp_path, env)
+                                                   "baselines@digits", "prepare@image"}
+    run(dvc + ["checkout", "--force", "data/image"], tmp_path, env)
     # a module touched: exactly the stages that import it
     with open(tmp_path / "pipeline/tasks/detection/head.py", "a") as f:
         f.write("\n")
     changed = _changed_stages(dvc, tmp_path, env)
-    assert {s.split("@")[0] for s in changed} == {"finetune", "export", "bench", "report"}, changed
+    assert {s.split("@")[0] for s in changed} == {"baselines", "finetune", "export", "bench", "report"}, changed
     assert {s for s in changed if s.startswith("finetune@")} == {f"finetune@{t}" for t in params["tasks"]}
 
 

@@ -31,6 +31,8 @@ COUNTING_TASK = textwrap.dedent('''
             return Fitted(Classifier(encoder, len(job.splits["train"].labels)), cost={"epochs": 0})
         def score(self, task_params, split, config, detail=False):
             return lambda outputs: {"test_metric": accuracy(outputs[0], split.y)}
+        def baseline(self, task_params, modality, splits, params):
+            return {"model": "majority class", "features": "none", "test_metric": 0.0}
         def metadata(self, task_params, model, config):
             return {"output": "logits"}
         def report_section(self, params, load):

@@ -188,6 +188,7 @@ def test_static_profile_without_preset(exported, tmp_path):
         warmup_iterations = 1
         precisions = ["fp32", "int8"]
         static_shapes = true
+        arch = "any"
         [input_shapes]
         digits = [[4, 1, 28, 28]]
         [runtimes.onnxruntime]

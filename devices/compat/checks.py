@@ -34,11 +34,15 @@ def check_model(profile: Profile | str | Path, model_path: str | Path, *, displa
     profile = _as_profile(profile)
     path = Path(model_path)
     name = display_name or str(path)
+    runtime = runtime_of(path)
     try:
         facts, unreadable = inspect_model(path), None
     except NotCheckable as exc:  # the format's reader is not installed: the runtime check still applies
         facts, unreadable = None, str(exc)
-    runtime = runtime_of(path)
+    except Exception as exc:  # a corrupt file: a failed check for this model, the others are still checked
+        check = {"check": "readable", "ok": False, "reason": f"{path}: cannot be read: {exc}"[:500]}
+        return {"model": name, "profile": profile.name, "runtime": runtime, "target": profile.runtimes.get(runtime),
+                "precision": None, "applicable": True, "ok": False, "checks": [check]}
     result = {"model": name, "profile": profile.name, "runtime": runtime,
               "target": profile.runtimes.get(runtime), "precision": precision_of(facts.metadata if facts else {}, name)}
     if runtime not in profile.runtimes:

@@ -14,6 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 
+# The metadata's "postprocess" entry: postprocess's keyword arguments, each with its type and allowed range
+POSTPROCESS_ARGS = {"score_threshold": (float, 0.0, 1.0), "iou_threshold": (float, 0.0, 1.0),
+                    "max_detections": (int, 1, 100_000)}
+
+
 def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of each xyxy box in a (K, 4) with each in b (M, 4): (K, M)."""
     a, b = a[:, None, :], b[None, :, :]

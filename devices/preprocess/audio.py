@@ -20,6 +20,7 @@ from devices.preprocess.base import InputSpec, PreprocessError, register
 
 LOWPASS_WIDTH = 6  # zero crossings of the sinc on each side
 ROLLOFF = 0.99  # cut-off as a fraction of the lower Nyquist frequency
+MAX_FILTER_VALUES = 1 << 22  # new x orig after dividing by their gcd: 44101 -> 16000 Hz would need a 5 GB filter
 
 
 def sinc_kernel(orig_rate: int, new_rate: int) -> tuple[np.ndarray, int]:
@@ -43,6 +44,9 @@ def resample(waveform: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
         return waveform
     gcd = math.gcd(orig_rate, new_rate)
     orig, new = orig_rate // gcd, new_rate // gcd
+    if new * orig > MAX_FILTER_VALUES:
+        raise PreprocessError(f"cannot resample {orig_rate} Hz to {new_rate} Hz: the rates share only a factor "
+                              f"of {gcd}, which needs a {new} x {orig} filter; convert the file to {new_rate} Hz")
     kernel, width = sinc_kernel(orig_rate, new_rate)
     padded = np.pad(waveform.astype(np.float32), (width, width + orig))
     frames = np.lib.stride_tricks.sliding_window_view(padded, kernel.shape[1])[::orig]
@@ -109,7 +113,15 @@ def preprocess_audio(item: Any, spec: InputSpec) -> np.ndarray:
         rate, samples, crop = int(pre["sample_rate"]), int(pre["clip_samples"]), str(pre.get("crop", "center"))
     except (KeyError, TypeError, ValueError) as exc:
         raise PreprocessError(f"the model's preprocessing lacks sample_rate / clip_samples ({exc})") from exc
+    frontend_file = frontend_path(spec)
+    frontend = _frontend(frontend_file)
+    if len(frontend.input_shape) != 2 or frontend.input_shape[1] not in (None, samples):
+        raise PreprocessError(f"{frontend_file} takes waveforms {frontend.input_shape}, but the model's "
+                              f"preprocessing.clip_samples is {samples}")
     waveform, file_rate = read_mono(item, rate)
-    clip = fit_length(resample(waveform, file_rate, rate), samples, crop)
-    features = _frontend(frontend_path(spec)).run(np.ascontiguousarray(clip[None], dtype=np.float32))
+    try:
+        clip = fit_length(resample(waveform, file_rate, rate), samples, crop)
+    except PreprocessError as exc:
+        raise PreprocessError(f"{item if isinstance(item, (str, Path)) else '<waveform>'}: {exc}") from exc
+    features = frontend.run(np.ascontiguousarray(clip[None], dtype=np.float32))
     return np.asarray(features, dtype=np.float32)

@@ -32,6 +32,10 @@ class InputSpec:
 
     def asset(self, name: str) -> Path:
         """A file an app needs beside the model (from the export's assets/ folder), or a clear error."""
+        if self.assets_dir is not None and not (self.assets_dir / name).resolve().is_relative_to(
+                self.assets_dir.resolve()):
+            raise PreprocessError(f"the '{self.modality}' model names asset '{name}', which is outside "
+                                  f"{self.assets_dir}")
         if self.assets_dir is None or not (self.assets_dir / name).is_file():
             where = self.assets_dir or "an assets/ folder beside the model or above it"
             raise PreprocessError(f"the '{self.modality}' model needs '{name}', not found in {where}")

@@ -95,6 +95,11 @@ def preprocess_image(item: Any, spec: InputSpec) -> np.ndarray:
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
         raise PreprocessError(f"cannot tell the image size from the metadata (preprocessing.resize = {size!r})")
     height, width = size
+    if len(spec.shape) == 4:  # checked before any image is opened: a size from metadata must fit the graph
+        fixed = spec.shape[2:] if layout == "NCHW" else spec.shape[1:3]
+        if any(f is not None and f != s for f, s in zip(fixed, size)):
+            raise PreprocessError(f"preprocessing.resize {size} does not match the model's input "
+                                  f"{spec.shape_text()}")
 
     image = _to_mode(_open_image(item), mode)
     if image.size != (width, height):

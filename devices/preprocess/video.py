@@ -159,6 +159,9 @@ def _contract(spec: InputSpec) -> tuple[int, float | None, int, str]:
     fps = pre.get("fps")
     if not isinstance(frames, int) or not isinstance(size, int):
         raise PreprocessError(f"cannot tell the clip's frames and size from the metadata ({pre!r})")
+    if any(f is not None and f != v for f, v in zip(shape[2:], (frames, size, size))):
+        raise PreprocessError(f"preprocessing frames {frames} / resize {size} do not match the model's input "
+                              f"{spec.shape_text()}")
     if fps is not None and not (isinstance(fps, (int, float)) and fps > 0):
         raise PreprocessError(f"preprocessing.fps must be a positive number or null, got {fps!r}")
     return frames, fps, size, color

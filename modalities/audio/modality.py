@@ -331,6 +331,13 @@ class AudioModality(Modality):
         p = self.params
         return {"name": "spectrogram", "shape": [-1, 1, p.n_mels, p.frames], "dtype": "float32"}
 
+    baseline_features_name = "log-mel band mean, std and max, and band means over 4 time segments"
+
+    def baseline_features(self, x: np.ndarray) -> np.ndarray:
+        mel = self.to_input(torch.from_numpy(x))[:, 0]  # (N, mels, frames)
+        segments = [part.mean(2) for part in mel.chunk(4, dim=2)]
+        return torch.cat([mel.mean(2), mel.std(2), mel.amax(2), *segments], 1).numpy()
+
     def preprocessing(self) -> dict:
         p = self.params
         return {

@@ -1,6 +1,7 @@
 """An audio modality section (`kind: audio`) in params.yaml: `modalities.audio`, or any name with kind audio."""
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -8,6 +9,9 @@ from pydantic import Field, field_validator, model_validator
 from modalities.params import AnomalyCounts, ModalityBase, Strict
 
 SPEECH_COMMANDS_KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+# a keyword is spoken by the synthesisers and names a class folder: a letter or digit, then letters, digits,
+# spaces, apostrophes and hyphens only
+KEYWORD = re.compile(r"[^\W_](?:[^\W_]|[ '-])*")
 
 
 class AudioAugment(Strict):
@@ -82,6 +86,15 @@ class AudioParams(ModalityBase):
     def _no_yaml_booleans(cls, value):
         if isinstance(value, list) and any(isinstance(v, bool) for v in value):
             raise ValueError("YAML reads unquoted yes/no/on/off as true/false; quote those keywords, e.g. \"yes\"")
+        return value
+
+    @field_validator("keywords")
+    @classmethod
+    def _plain_words(cls, value: list[str]) -> list[str]:
+        bad = [word for word in value if not KEYWORD.fullmatch(word)]
+        if bad:
+            raise ValueError(f"keywords {bad} must start with a letter or digit and contain only letters, digits, "
+                             "spaces, apostrophes and hyphens (they are spoken by the speech synthesisers)")
         return value
 
     @property

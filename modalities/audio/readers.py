@@ -10,6 +10,8 @@ torchaudio, and cut or zero-padded to the configured length (`fit_length`, the a
 from __future__ import annotations
 
 import csv
+import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +22,8 @@ import torch
 import torchaudio
 
 from devices.preprocess.audio import fit_length  # the app's pad/crop rule, shared so the two cannot drift
-from modalities.splits import CorruptFileError, seeded_sample
+from modalities.class_folders import files_per_class
+from modalities.splits import CorruptFileError, read_labelled, seeded_sample
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
 UNKNOWN = "unknown"
@@ -48,23 +51,68 @@ def _resampler(orig_rate: int, new_rate: int) -> torchaudio.transforms.Resample:
     return torchaudio.transforms.Resample(orig_rate, new_rate)
 
 
+@contextmanager
+def one_torch_thread():
+    """torch's CPU kernels split sums differently with the thread count (~1e-7 apart): written data must
+    not depend on the host's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def resample(waveform: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     if orig_rate == new_rate:
         return waveform
-    with torch.inference_mode():
+    with torch.inference_mode(), one_torch_thread():
         return _resampler(orig_rate, new_rate)(torch.from_numpy(waveform)).numpy()
 
 
+def _wav_header_frames(path: Path) -> int | None:
+    """The frame count a RIFF/WAVE header promises (its data chunk size / block align); None for another
+    format, or a streamed file whose header holds a placeholder size (0, or 2 GiB and up)."""
+    with open(path, "rb") as f:
+        riff = f.read(12)
+        if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+            return None
+        block_align = None
+        while len(head := f.read(8)) == 8:
+            chunk, size = head[:4], struct.unpack("<I", head[4:])[0]
+            if chunk == b"data":
+                return size // block_align if block_align and 0 < size < 0x7FFFF000 else None
+            if chunk == b"fmt ":
+                fmt = f.read(size + (size & 1))
+                block_align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
+            else:
+                f.seek(size + (size & 1), 1)
+    return None
+
+
 def read_waveform(path: Path) -> tuple[np.ndarray, int]:
-    """One file -> (mono float32 waveform, its sample rate); an undecodable or empty file raises CorruptFileError."""
+    """One file -> (mono float32 waveform, its sample rate). An undecodable, empty or truncated file, or one
+    holding NaN / infinite samples, raises CorruptFileError."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: audio file not found")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            promised, rate = f.frames, f.samplerate
+            data = f.read(dtype="float32", always_2d=True)
+        # libsndfile caps a WAV's frame count to the bytes present, so its header is read here as well
+        promised = max(promised, _wav_header_frames(path) or 0)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise CorruptFileError(f"{path}: cannot decode audio ({exc})") from exc
     if len(data) == 0:
         raise CorruptFileError(f"{path}: audio file has no samples")
+    if len(data) < promised:
+        raise CorruptFileError(f"{path}: truncated audio: the header promises {promised} frames, "
+                               f"the file holds {len(data)}")
+    finite = np.isfinite(data)
+    if not finite.all():
+        first = int(np.argwhere(~finite)[0][0])
+        raise CorruptFileError(f"{path}: {int((~finite).sum())} NaN or infinite samples (first at frame {first}); "
+                               "expected finite audio")
     return data.mean(axis=1), rate
 
 
@@ -75,16 +123,7 @@ def read_clip(path: Path, fmt: ClipFormat) -> np.ndarray:
 
 def read_clips(files: list[tuple[Path, int]], fmt: ClipFormat, on_corrupt: str, skipped: list[str]) -> Clips:
     """(path, label) pairs -> Clips; unreadable files raise, or are listed in `skipped` when on_corrupt is 'skip'."""
-    xs, ys = [], []
-    for path, label in files:
-        try:
-            xs.append(read_clip(path, fmt))
-        except CorruptFileError:
-            if on_corrupt != "skip":
-                raise
-            skipped.append(str(path))
-            continue
-        ys.append(label)
+    xs, ys = read_labelled(files, lambda path: read_clip(path, fmt), on_corrupt, skipped)
     x = np.stack(xs) if xs else np.zeros((0, fmt.samples), np.float32)
     return Clips(x, np.asarray(ys, dtype=np.int64))
 
@@ -102,15 +141,7 @@ def seeded_subset(items: list, max_items: int | None, seed: int) -> list:
 
 def class_folder_files(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     """root/<class>/**/<clip>.{wav,flac,ogg} -> ((path, label index) pairs, sorted class names)."""
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: audio folder not found")
-    dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
-    if not dirs:
-        raise ValueError(f"{root}: expected one sub-folder per class, found none")
-    files = [(path, i) for i, d in enumerate(dirs) for path in audio_files(d)]
-    if not files:
-        raise ValueError(f"{root}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in the class folders")
-    return files, [d.name for d in dirs]
+    return files_per_class(root, AUDIO_SUFFIXES, "audio files", ignore_prefixes=(".", "_"))
 
 
 # ---- Speech Commands ----------------------------------------------------------------------------
@@ -132,6 +163,9 @@ def speech_commands_files(root: Path, keywords: list[str]) -> tuple[dict[str, li
     missing = sorted(set(keywords) - set(words))
     if missing:
         raise ValueError(f"{root}: keywords {missing} have no word folder (found {words})")
+    empty = [str(root / word) for word in keywords if not audio_files(root / word)]
+    if empty:
+        raise ValueError(f"keyword folders {empty} hold no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
     splits: dict[str, list[tuple[Path, int]]] = {"train": [], "val": [], "test": []}
     for word in words:
         label = labels.index(word) if word in keywords else len(keywords)

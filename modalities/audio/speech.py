@@ -9,7 +9,8 @@ place inside the clip, a random level and background noise at a random SNR: colo
 hum, or babble made of other synthesised words played backwards.
 
 Everything is drawn from one seeded numpy generator, and the engines are deterministic, so the
-same seed gives the same clips. Synthesis runs in parallel subprocesses inside a temporary folder.
+same seed gives the same clips: each clip depends on its own utterance only (one engine process per
+utterance, the words passed as a text file). Synthesis runs in parallel subprocesses in a temporary folder.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ FLITE_VOICES = ["kal", "kal16", "awb", "rms", "slt"]
 FESTIVAL_VOICES = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
 FESTIVAL_DIPHONE = {"kal_diphone", "ked_diphone"}  # their pitch follows int_lr_params; the HTS voice's does not
 NOISE_KINDS = ("white", "pink", "brown", "hum", "babble")
-FESTIVAL_BATCH = 40  # utterances per festival process: its start-up (0.3 s) dominates a single word
+FESTIVAL_HEAP = 1_000_000  # Lisp cells (festival's default is 10M)
 
 
 class SynthesisError(RuntimeError):
@@ -92,35 +93,46 @@ def _require(program: str) -> None:
                              "espeak-ng, flite, festival, festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts")
 
 
-def _run(cmd: list[str], **kwargs) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+def _run(cmd: list[str], folder: Path) -> None:
+    done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
     if done.returncode:
         raise SynthesisError(f"{' '.join(cmd[:3])} ... failed ({done.returncode}): {done.stderr.strip()[:300]}")
 
 
-def _espeak(u: Utterance, out: Path) -> None:
+# Every engine reads the words from a text file (data, never program text or options) and runs in its own
+# process: festival's output depends on what the same process did before (earlier words, even the length
+# of file names). Names are relative to the work folder and of fixed length, so nothing about the run but
+# the utterance reaches the engine.
+
+def _espeak(u: Utterance, text: str, wav: str, folder: Path) -> None:
     wpm = int(round(175 / u.stretch))
-    _run(["espeak-ng", "-v", u.voice, "-s", str(wpm), "-p", str(int(u.pitch)), "-w", str(out), u.word])
+    _run(["espeak-ng", "-v", u.voice, "-s", str(wpm), "-p", str(int(u.pitch)), "-f", text, "-w", wav], folder)
 
 
-def _flite(u: Utterance, out: Path) -> None:
+def _flite(u: Utterance, text: str, wav: str, folder: Path) -> None:
     _run(["flite", "-voice", u.voice, "--setf", f"duration_stretch={u.stretch:.3f}",
-          "--setf", f"int_f0_target_mean={u.pitch:.0f}", "-t", u.word, "-o", str(out)])
+          "--setf", f"int_f0_target_mean={u.pitch:.0f}", "-f", text, "-o", wav], folder)
 
 
-def _festival_batch(batch: list[tuple[Utterance, Path]], folder: Path) -> None:
-    """Many utterances in one festival process (a Scheme script)."""
-    lines = []
-    for u, out in batch:
-        lines.append(f"(voice_{u.voice})")
-        lines.append(f"(Parameter.set 'Duration_Stretch {u.stretch:.3f})")
-        if u.voice in FESTIVAL_DIPHONE:
-            lines.append(f"(set! int_lr_params '((target_f0_mean {u.pitch:.0f}) (target_f0_std 15) "
-                         "(model_f0_mean 170) (model_f0_std 34)))")
-        lines.append(f'(utt.save.wave (utt.synth (Utterance Text "{u.word}")) "{out}" \'riff)')
-    script = folder / f"{batch[0][1].stem}.scm"
-    script.write_text("\n".join(lines) + "\n")
-    _run(["festival", "--batch", str(script)])
+def _festival(u: Utterance, text: str, wav: str, folder: Path) -> None:
+    """A fixed Scheme driver (voice name from FESTIVAL_VOICES, numbers, file names) that speaks the text file."""
+    if u.voice not in FESTIVAL_VOICES:
+        raise SynthesisError(f"festival voice '{u.voice}' is not one of {FESTIVAL_VOICES}")
+    lines = [f"(voice_{u.voice})", f"(Parameter.set 'Duration_Stretch {u.stretch:.3f})"]
+    if u.voice in FESTIVAL_DIPHONE:
+        lines.append(f"(set! int_lr_params '((target_f0_mean {u.pitch:.0f}) (target_f0_std 15) "
+                     "(model_f0_mean 170) (model_f0_std 34)))")
+    lines += ["(defvar speech nil)",  # text may split into several utterances: join their waves
+              "(set! tts_hooks (list utt.synth (lambda (utt) (set! speech (if speech "
+              "(wave.append speech (utt.wave utt)) (utt.wave utt))))))",
+              f'(tts_file "{text}" nil)', f'(wave.save speech "{wav}" \'riff)']
+    script = Path(text).with_suffix(".scm").name
+    (folder / script).write_text("\n".join(lines) + "\n")
+    # a small Lisp heap: the default 10M cells take 0.3-0.5 s to set up, more than a word takes to speak
+    _run(["festival", "--heap", str(FESTIVAL_HEAP), "--batch", script], folder)
+
+
+SYNTHESISERS = {"espeak-ng": _espeak, "flite": _flite, "festival": _festival}
 
 
 def synthesise(utterances: list[Utterance], workers: int | None) -> list[tuple[np.ndarray, int]]:
@@ -129,16 +141,15 @@ def synthesise(utterances: list[Utterance], workers: int | None) -> list[tuple[n
         _require(engine)
     with tempfile.TemporaryDirectory(prefix="speech-synth-") as tmp:
         folder = Path(tmp)
-        outs = [folder / f"{i:06d}.wav" for i in range(len(utterances))]
-        jobs = [(_espeak if u.engine == "espeak-ng" else _flite, (u, out))
-                for u, out in zip(utterances, outs) if u.engine != "festival"]
-        festival = [(u, out) for u, out in zip(utterances, outs) if u.engine == "festival"]
-        jobs += [(_festival_batch, (festival[i:i + FESTIVAL_BATCH], folder))
-                 for i in range(0, len(festival), FESTIVAL_BATCH)]
+        names = [f"{i:06d}" for i in range(len(utterances))]
+        for u, name in zip(utterances, names):
+            (folder / f"{name}.txt").write_text(u.word + "\n", encoding="utf-8")
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:  # threads wait on processes
-            for future in [pool.submit(fn, *args) for fn, args in jobs]:
+            futures = [pool.submit(SYNTHESISERS[u.engine], u, f"{name}.txt", f"{name}.wav", folder)
+                       for u, name in zip(utterances, names)]
+            for future in futures:
                 future.result()
-        return [read_waveform(out) for out in outs]
+        return [read_waveform(folder / f"{name}.wav") for name in names]
 
 
 # ---- clips --------------------------------------------------------------------------------------

@@ -106,9 +106,10 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 def _load_sample(image_path: Path, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Decode + resize to size x size; boxes (already checked against the original size) scaled along."""
+    image = read_image(image_path, size, 3)  # first: it names the file of an unreadable image or a bomb
     width, height = _image_size(image_path)
     scale = np.array([size / width, size / height] * 2, dtype=np.float32)
-    return read_image(image_path, size, 3), boxes.reshape(-1, 4) * scale
+    return image, boxes.reshape(-1, 4) * scale
 
 
 def _collect(samples, size: int, labels: list[str], on_corrupt: str, skipped: list[str], source: str,

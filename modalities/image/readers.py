@@ -6,35 +6,39 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from modalities.splits import CorruptFileError
+from modalities.class_folders import files_per_class
+from modalities.splits import CorruptFileError, read_labelled
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
 def read_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """One file -> uint8 (C, size, size); a file PIL cannot decode raises CorruptFileError."""
+    """One file -> uint8 (C, size, size). A file PIL cannot decode, one over PIL's pixel limit (a
+    decompression bomb) or a float image holding NaN / infinite pixels raises CorruptFileError."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = img.convert("L" if channels == 1 else "RGB")
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                # a float image (e.g. a TIFF) converts NaN to 0 without a word
+                finite = img.mode != "F" or np.isfinite(np.asarray(img)).all()
+                img = img.convert("L" if channels == 1 else "RGB")
+                if img.size != (size, size):
+                    img = img.resize((size, size), Image.BILINEAR)
+                arr = np.asarray(img, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise CorruptFileError(f"{path}: too many pixels, a possible decompression bomb ({exc})") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptFileError(f"{path}: cannot decode image ({exc})") from exc
+    if not finite:
+        raise CorruptFileError(f"{path}: NaN or infinite pixel values; expected finite values")
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
-
-
-def _class_dirs(root: Path) -> list[Path]:
-    dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not dirs:
-        raise ValueError(f"{root}: expected one sub-folder per class, found none")
-    return dirs
 
 
 def read_class_folders(
@@ -42,24 +46,8 @@ def read_class_folders(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """root/<class>/<image>; labels fixes the class order (else sorted folder names)."""
     root = Path(root)
-    dirs = _class_dirs(root)
-    labels = labels or [d.name for d in dirs]
-    unknown = [d.name for d in dirs if d.name not in labels]
-    if unknown:
-        raise ValueError(f"{root}: class folders {unknown} are not among the training classes {labels}")
-    xs, ys = [], []
-    for d in dirs:
-        for path in sorted(p for p in d.rglob("*") if p.is_file()):
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                xs.append(read_image(path, size, channels))
-            except CorruptFileError:
-                if on_corrupt != "skip":
-                    raise
-                skipped.append(str(path))
-                continue
-            ys.append(labels.index(d.name))
+    files, labels = files_per_class(root, IMAGE_SUFFIXES, "images", labels)
+    xs, ys = read_labelled(files, lambda path: read_image(path, size, channels), on_corrupt, skipped)
     if not xs:
         raise ValueError(f"{root}: no readable images ({', '.join(sorted(IMAGE_SUFFIXES))}) in the class folders")
     return np.stack(xs), np.asarray(ys, dtype=np.int64), labels
@@ -101,7 +89,10 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     for key in ("data", "labels"):
         if key not in batch:
             raise CorruptFileError(f"{path}: CIFAR-10 batch has no '{key}' entry")
-    data = np.asarray(batch["data"], dtype=np.uint8)
+    data = np.asarray(batch["data"])
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise CorruptFileError(f"{path}: CIFAR-10 batch holds NaN or infinite pixel values")
+    data = data.astype(np.uint8, copy=False)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise CorruptFileError(f"{path}: expected data of shape (N, 3072), got {data.shape}")
     labels = np.asarray(batch["labels"], dtype=np.int64)

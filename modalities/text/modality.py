@@ -243,6 +243,15 @@ class TextModality(Modality):
         return np.asarray(img, dtype=np.uint8)
 
     # ---- deployment -------------------------------------------------------
+    baseline_features_name = "bag of subword ids (log counts)"
+
+    def baseline_features(self, x: np.ndarray) -> np.ndarray:
+        ids = np.asarray(x, dtype=np.int64)
+        counts = np.zeros((len(ids), self.params.vocab_size), dtype=np.float32)
+        np.add.at(counts, (np.repeat(np.arange(len(ids)), ids.shape[1]), ids.reshape(-1)), 1.0)
+        counts[:, PAD_ID] = 0.0
+        return np.log1p(counts)
+
     def input_spec(self) -> dict:
         # range: valid ids [low, high), so a latency runner can make inputs without the tokenizer
         return {"name": "input_ids", "shape": [-1, self.params.max_len], "dtype": "int64",

@@ -4,20 +4,25 @@
   ``sentence<TAB>label`` TSV works as is)
 - the IMDB folder layout ``{train,test}/{pos,neg}/*.txt``
 
-Undecodable bytes, empty lines, empty texts and unknown labels raise CorruptFileError naming the
-file and line; with ``on_corrupt: skip`` the row is left out and recorded as "file:line".
+Undecodable bytes, NUL bytes, over-long lines, empty lines, empty texts and unknown labels raise
+CorruptFileError naming the file and line; with ``on_corrupt: skip`` the row is left out and recorded
+as "file:line". Without a label mapping every raw label value is a class, so a value on fewer rows than
+there are splits is taken for a typo and treated as a bad row too.
 """
 from __future__ import annotations
 
 import csv
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modalities.splits import CorruptFileError
+from modalities.splits import SPLITS, CorruptFileError
 
 IMDB_CLASSES = {"neg": "negative", "pos": "positive"}
+MAX_LINE_BYTES = 100_000  # a longer line (or review file) is not a text sample: a binary or broken file
+MIN_CLASS_ROWS = len(SPLITS)  # without a label mapping, a label on fewer rows cannot reach every split
 
 
 @dataclass
@@ -65,22 +70,52 @@ def _raw_label(value) -> str:
     return json.dumps(value) if isinstance(value, bool) else str(value).strip()
 
 
-def _add_row(out: Texts, where: str, text, raw_label, label_map: LabelMap, bad: BadRows) -> None:
+def _add_row(out: Texts, where: str, text, raw_label, label_map: LabelMap, bad: BadRows) -> bool:
+    """Append one row; False when it was a bad row."""
     if not isinstance(text, str) or not text.strip():
         bad.report(where, "empty text")
-        return
+        return False
     label = _raw_label(raw_label)
     if not label or not label_map.accepts(label):
         bad.report(where, f"label {label!r} is not one of {sorted(label_map.mapping or [])} (params: labels)")
-        return
+        return False
     out.texts.append(" ".join(text.split()))
     out.labels.append(label_map.name(label))
+    return True
+
+
+def _drop_rare_labels(out: Texts, wheres: list[str], label_map: LabelMap, bad: BadRows) -> Texts:
+    """Without a label mapping, rows whose label is on fewer than MIN_CLASS_ROWS rows are bad rows (a typo
+    would otherwise become a class of its own); `wheres` names each row of `out`."""
+    if label_map.mapping is not None:
+        return out
+    counts = Counter(out.labels)
+    for where, label in zip(wheres, out.labels):
+        if counts[label] < MIN_CLASS_ROWS:
+            bad.report(where, f"label {label!r} is on {counts[label]} row(s) only, too few for a class "
+                              f"(most common labels: {dict(counts.most_common(5))}); fix the row, or map the raw "
+                              "values to class names in params (labels)")
+    return out.subset([i for i, label in enumerate(out.labels) if counts[label] >= MIN_CLASS_ROWS])
+
+
+def _text_problem(raw: bytes) -> str | None:
+    """Why a line (or review file) is not text: over MAX_LINE_BYTES or holding NUL bytes; None if it is."""
+    if len(raw) > MAX_LINE_BYTES:
+        return f"{len(raw)} bytes long, over the {MAX_LINE_BYTES}-byte limit for one text (a binary or broken file?)"
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        return f"NUL byte at column {nul + 1} (a binary or UTF-16 file? expected UTF-8 text)"
+    return None
 
 
 def _decoded_lines(path: Path, bad: BadRows):
-    """(line number, text) for each line that is valid UTF-8 (a leading byte-order mark is dropped)."""
+    """(line number, text) for each line that is UTF-8 text (a leading byte-order mark is dropped)."""
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
+            problem = _text_problem(raw)
+            if problem:
+                bad.report(f"{path}:{lineno}", problem)
+                continue
             try:
                 yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
@@ -118,23 +153,31 @@ def read_table(path: Path, delimiter: str, text_column: str, label_column: str, 
     lines = _NumberedLines(_decoded_lines(path, bad))
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(lines, delimiter=delimiter, quoting=quoting)
-    out = Texts()
+    out, wheres = Texts(), []
+    kind = "TSV" if quoting == csv.QUOTE_NONE else "CSV"
     try:
         header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{path}: empty file, expected a header row")
-        text_i, label_i = _column(header, text_column, path), _column(header, label_column, path)
-        for fields in reader:
-            where = f"{path}:{lines.lineno}"
-            if not any(f.strip() for f in fields):
-                bad.report(where, "empty line")
-            elif len(fields) != len(header):
-                bad.report(where, f"expected {len(header)} fields like the header, got {len(fields)}")
-            else:
-                _add_row(out, where, fields[text_i], fields[label_i], label_map, bad)
     except csv.Error as exc:
-        raise CorruptFileError(f"{path}:{lines.lineno}: not readable as {'TSV' if quoting else 'CSV'} ({exc})") from exc
-    return out
+        raise CorruptFileError(f"{path}:{lines.lineno}: header row not readable as {kind} ({exc})") from exc
+    if header is None:
+        raise ValueError(f"{path}: empty file, expected a header row")
+    text_i, label_i = _column(header, text_column, path), _column(header, label_column, path)
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # the reader starts afresh on the next line
+            bad.report(f"{path}:{lines.lineno}", f"not readable as {kind} ({exc})")
+            continue
+        where = f"{path}:{lines.lineno}"
+        if not any(f.strip() for f in fields):
+            bad.report(where, "empty line")
+        elif len(fields) != len(header):
+            bad.report(where, f"expected {len(header)} fields like the header, got {len(fields)}")
+        elif _add_row(out, where, fields[text_i], fields[label_i], label_map, bad):
+            wheres.append(where)
+    return _drop_rare_labels(out, wheres, label_map, bad)
 
 
 def read_jsonl(path: Path, text_key: str, label_key: str, label_map: LabelMap, bad: BadRows) -> Texts:
@@ -142,7 +185,7 @@ def read_jsonl(path: Path, text_key: str, label_key: str, label_map: LabelMap, b
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: text file not found")
-    out = Texts()
+    out, wheres = Texts(), []
     for lineno, line in _decoded_lines(path, bad):
         where = f"{path}:{lineno}"
         if not line.strip():
@@ -156,8 +199,9 @@ def read_jsonl(path: Path, text_key: str, label_key: str, label_map: LabelMap, b
         if not isinstance(row, dict) or text_key not in row or label_key not in row:
             bad.report(where, f"expected a JSON object with keys '{text_key}' and '{label_key}'")
             continue
-        _add_row(out, where, row[text_key], row[label_key], label_map, bad)
-    return out
+        if _add_row(out, where, row[text_key], row[label_key], label_map, bad):
+            wheres.append(where)
+    return _drop_rare_labels(out, wheres, label_map, bad)
 
 
 # ---- IMDB -------------------------------------------------------------------------------------------
@@ -167,15 +211,20 @@ def imdb_files(root: Path, split: str) -> list[tuple[Path, str]]:
     folder = Path(root) / split
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: IMDB layout needs '{split}/pos' and '{split}/neg' folders")
-    files = [(p, raw) for raw in sorted(IMDB_CLASSES) for p in sorted((folder / raw).glob("*.txt"))]
-    if not files:
-        raise ValueError(f"{folder}: no review files in {split}/pos or {split}/neg")
-    return files
+    per_class = {raw: sorted((folder / raw).glob("*.txt")) for raw in sorted(IMDB_CLASSES)}
+    empty = [str(folder / raw) for raw, found in per_class.items() if not found]
+    if empty:
+        raise ValueError(f"class folders {empty} hold no review files (*.txt); IMDB needs both pos and neg")
+    return [(p, raw) for raw, found in per_class.items() for p in found]
 
 
 def read_review_file(path: Path, bad: BadRows) -> str | None:
     """One review per file; its HTML line breaks become spaces. None when the file was skipped."""
     raw = Path(path).read_bytes()
+    problem = _text_problem(raw)
+    if problem:
+        bad.report(f"{path}:1", problem)
+        return None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

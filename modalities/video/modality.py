@@ -247,6 +247,15 @@ class VideoModality(Modality):
         p = self.params
         return {"name": "video", "shape": [-1, p.channels, p.frames, p.frame_size, p.frame_size], "dtype": "float32"}
 
+    baseline_features_name = "pixels and frame differences (4x4-pooled) with per-step difference statistics"
+
+    def baseline_features(self, x: np.ndarray) -> np.ndarray:
+        clips = self.to_input(torch.from_numpy(x)).mean(1)  # (N, T, H, W), channels averaged
+        steps = (clips[:, 1:] - clips[:, :-1]).abs()
+        pooled = [F.avg_pool2d(t, 4).flatten(1) for t in (clips, steps)]
+        stats = [steps.mean((2, 3)), steps.flatten(2).std(2), steps.amax((2, 3))]  # motion per step
+        return torch.cat([*pooled, *stats], 1).numpy()
+
     def preprocessing(self) -> dict:
         """What devices/preprocess/video.py implements, so an app can reproduce it without torch."""
         mean, std = self._mean_std()

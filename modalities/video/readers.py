@@ -16,6 +16,7 @@ import numpy as np
 from devices.preprocess.video import VIDEO_SUFFIXES, ClipReadError, read_clip
 from modalities import anomaly_files
 from modalities.anomaly_files import FileList
+from modalities.class_folders import files_per_class
 from modalities.splits import AnomalySplit, CorruptFileError
 
 
@@ -68,22 +69,8 @@ def read_clips(clips: ClipList, fmt: ClipFormat, on_corrupt: str, skipped: list[
 
 def list_class_folders(root: Path, labels: list[str] | None = None) -> ClipList:
     """root/<class>/<clip> (searched recursively); labels fixes the class order (else sorted folder names)."""
-    root = Path(root)
-    dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not dirs:
-        raise ValueError(f"{root}: expected one sub-folder per class, found none")
-    labels = labels or [d.name for d in dirs]
-    unknown = [d.name for d in dirs if d.name not in labels]
-    if unknown:
-        raise ValueError(f"{root}: class folders {unknown} are not among the training classes {labels}")
-    paths, ys = [], []
-    for d in dirs:
-        for path in sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES):
-            paths.append(path)
-            ys.append(labels.index(d.name))
-    if not paths:
-        raise ValueError(f"{root}: no clips ({', '.join(sorted(VIDEO_SUFFIXES))}) in the class folders")
-    return ClipList(paths, np.asarray(ys, dtype=np.int64), labels)
+    files, labels = files_per_class(root, VIDEO_SUFFIXES, "clips", labels)
+    return ClipList([path for path, _ in files], np.asarray([label for _, label in files], dtype=np.int64), labels)
 
 
 def _find(root: Path, name: str, subfolders: tuple[str, ...]) -> Path:

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import Field, PositiveInt, ValidationError, create_model, field_validator, model_validator
 
+from devices.profile import ProfileError, profile_path
 from modalities import params_schemas
 from modalities.params import ModalityBase, Strict
 from pipeline.tasks.kinds import task_specs
@@ -60,6 +61,7 @@ class OptimParams(Strict):
     lr: float = Field(1e-3, gt=0, le=10)
     weight_decay: float = Field(0.05, ge=0, le=10)
     warmup_epochs: float = Field(1.0, ge=0, le=1000)
+    layer_decay: float = Field(1.0, gt=0, le=1)  # fine-tuning: lr x layer_decay per encoder block below the top
     amp: bool = True  # mixed precision where a GPU is used; ignored on CPU
 
 
@@ -100,8 +102,16 @@ def _task_params_model() -> type[Strict]:
 TaskParams = _task_params_model()
 
 
+class BaselineParams(Strict):
+    """The simple models every task is compared with (pipeline/evaluation/baselines.py)."""
+    linear_C: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0], min_length=1)
+    knn_k: int = Field(5, ge=1, le=1000)
+    pca_components: int = Field(64, ge=1, le=4096)  # before the Mahalanobis distance
+    prior_boxes_per_class: int = Field(8, ge=1, le=1000)
+
+
 class ExportParams(Strict):
-    opset: int = Field(17, ge=13, le=21)
+    opset: int = Field(18, ge=13, le=21)  # >= 18: the torch.export-based exporter (export/onnx.py)
     openvino_precisions: list[Literal["fp32", "fp16"]] = ["fp32", "fp16"]
     parity_tolerance: float = Field(1e-3, gt=0, le=1)
     # methods exported at once, each in its own process (export and quantization are mostly single-threaded)
@@ -115,6 +125,13 @@ class QuantizeParams(Strict):
     nncf_preset: Literal["performance", "mixed"] | None = "performance"
 
 
+def _distinct(values: list, what: str) -> list:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{what} {', '.join(map(repr, repeated))} listed more than once")
+    return values
+
+
 class BenchParams(Strict):
     profiles: list[str] = ["cpu-x86"]
     # seconds per `benchmark_app` cross-check run; 0 disables the cross-check
@@ -124,6 +141,17 @@ class BenchParams(Strict):
     min_seconds: float | None = Field(None, ge=0, le=600)
     min_iterations: int | None = Field(None, ge=1, le=1_000_000)
     warmup_iterations: int | None = Field(None, ge=0, le=100_000)
+
+    @field_validator("profiles")
+    @classmethod
+    def _known_profiles(cls, names: list[str]) -> list[str]:
+        # checked when params are read, so a typo stops the run before any stage does work
+        for name in names:
+            try:
+                profile_path(name)
+            except ProfileError as exc:
+                raise ValueError(str(exc)) from None
+        return _distinct(names, "profile")
 
 
 class DistributedParams(Strict):
@@ -141,11 +169,20 @@ class Params(Strict):
     pretrain: OptimParams = OptimParams()
     distributed: DistributedParams = DistributedParams()
     probe: ProbeParams = ProbeParams()
+    baselines: BaselineParams = BaselineParams()
     finetune: OptimParams = OptimParams(epochs=10, lr=5e-4)
     tasks: dict[str, TaskParams]
     export: ExportParams = ExportParams()
     quantize: QuantizeParams = QuantizeParams()
     bench: BenchParams = BenchParams()
+
+    @field_validator("methods")
+    @classmethod
+    def _some_distinct_methods(cls, methods: list[str]) -> list[str]:
+        if not methods:
+            allowed = cls.model_fields["methods"].annotation.__args__[0].__args__
+            raise ValueError(f"list at least one method, of {', '.join(map(repr, allowed))}")
+        return _distinct(methods, "method")
 
     @field_validator("modalities", mode="before")
     @classmethod
@@ -224,6 +261,8 @@ def _describe(err: dict) -> str:
     kinds = ", ".join(f"'{k}'" for k in MODALITY_KINDS)
     if err["type"] == "extra_forbidden":
         return f"{where}: unknown key"
+    if err["type"] == "missing":  # its input is the enclosing section: no use in the message
+        return f"{where}: required, missing"
     if err["type"] == "union_tag_not_found":
         return (f"{where}.kind: required, one of {kinds} (it defaults to the section's name only for "
                 f"sections named {kinds})")
@@ -233,8 +272,13 @@ def _describe(err: dict) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         # a cross-field check: the section it ran on is no use in the message, a single value is
         return msg if not loc else f"{where}: {msg}" if isinstance(err.get("input"), dict) else \
-            f"{where}: {msg} (got {err.get('input')!r})"
-    return f"{where}: {err['msg']} (got {err.get('input')!r})"
+            f"{where}: {msg} (got {_short(err.get('input'))})"
+    return f"{where}: {err['msg']} (got {_short(err.get('input'))})"
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def parse(raw: dict, source: str = "params") -> Params:
@@ -245,13 +289,45 @@ def parse(raw: dict, source: str = "params") -> Params:
         raise ParamsError(f"{source} is invalid:\n  {lines}") from None
 
 
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # keys merged in with `<<` may be overridden, as YAML intends
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise _DuplicateKey(None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1})",
+                                    key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep)
+
+
 def read_raw(path: str | Path | None = None) -> dict:
     """The params file as YAML data (a mapping), unvalidated."""
     path = Path(path or PARAMS_FILE)
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found")
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+    try:
+        with open(path) as f:
+            raw = yaml.load(f, Loader=_UniqueKeyLoader) or {}
+    except yaml.MarkedYAMLError as exc:
+        # one line (file:line:column: problem) instead of the parser's multi-line report
+        mark, context = exc.problem_mark or exc.context_mark, ""
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        if exc.context:
+            at = f" at line {exc.context_mark.line + 1}" if exc.context_mark else ""
+            context = f" ({exc.context}{at})"
+        kind = "" if isinstance(exc, _DuplicateKey) else "not valid YAML: "
+        raise ParamsError(f"{where}: {kind}{exc.problem}{context}") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     return raw

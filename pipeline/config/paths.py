@@ -41,5 +41,10 @@ def metrics_file(stage: str, group: str, method: str) -> Path:
     return METRICS / stage / group / f"{method}.json"
 
 
+def baseline_file(task: str) -> Path:
+    """metrics/baselines/<task>.json: the task's simple baseline (pipeline/evaluation/baselines.py)."""
+    return METRICS / "baselines" / f"{task}.json"
+
+
 def live_dir(stage: str, group: str, method: str) -> Path:
     return LIVE / stage / group / method

@@ -10,14 +10,14 @@ from pipeline.tasks.registry import get_task
 
 
 def load_metrics(stage: str, group: str, method: str) -> dict | None:
-    path = paths.metrics_file(stage, group, method)
+    path = paths.baseline_file(group) if stage == "baselines" else paths.metrics_file(stage, group, method)
     return json.loads(path.read_text()) if path.is_file() else None
 
 
 def summary(params, load=load_metrics) -> str:
     lines = ["# Summary", "", "Every number below was measured by this pipeline run; "
              "see `dvc metrics show` for the raw values.", ""]
-    lines += tasks_section(params, load)
+    lines += tasks_section(params, load) + baselines_section(params, load) + curves_section(params, load)
     for head in dict.fromkeys(spec.head for spec in params.tasks.values()):
         lines += get_task(head).report_section(params, load)
     lines += cost_section(params, load) + export_section(params, load) + latency_section()
@@ -34,7 +34,52 @@ def headline_metrics(params, load=load_metrics) -> dict:
             finetune = load("finetune", task, method) or {}
             int8 = (load("quantize", task, method) or {}).get("variants", {}).get("onnx-int8", {})
             out[task][method] = {spec.metric: finetune.get("test_metric"), f"{spec.metric}_int8": int8.get("test_metric")}
+        out[task]["baseline"] = {spec.metric: (load("baselines", task, "") or {}).get("test_metric")}
     return out
+
+
+def baselines_section(params, load) -> list[str]:
+    """Each task's best fine-tuned method against its simple baseline. The method is picked on the val
+    metric; anomaly tasks have no anomalies in val, so there it is the best on test (an optimistic pick)."""
+    rows = []
+    for task, spec in params.tasks.items():
+        base = load("baselines", task, "") or {}
+        finetuned = {m: load("finetune", task, m) for m in params.methods}
+        finetuned = {m: ft for m, ft in finetuned.items() if ft and ft.get("test_metric") is not None}
+        best = max(finetuned, key=lambda m: finetuned[m].get("val_metric", finetuned[m]["test_metric"]),
+                   default=None)
+        metric, baseline = finetuned[best]["test_metric"] if best else None, base.get("test_metric")
+        verdict = "n/a" if metric is None or baseline is None else "yes" if metric > baseline else "**no**"
+        rows.append([task, METRIC_NAMES[spec.metric], base.get("model", "not run"), base.get("features", ""),
+                     num(baseline), best or "", num(metric), verdict])
+    return (["## Every task against a simple baseline (test split)", "",
+             "The baseline is fitted on the same training split (`metrics/baselines/`); a model that does not "
+             "beat it is not worth its latency. Best method: the best on val (on test for anomaly tasks, whose "
+             "val split holds no anomalies).", ""]
+            + table(["task", "metric", "baseline", "on", "baseline metric", "best method", "its metric",
+                     "beats baseline"], rows))
+
+
+def curves_section(params, load) -> list[str]:
+    """Where each fine-tune's validation curve ends against its best point: a curve still rising at the
+    last epoch says the budget stopped it early."""
+    rows = []
+    for task, spec in params.tasks.items():
+        for method in params.methods:
+            curve = (load("finetune", task, method) or {}).get("learning_curve") or []
+            if not curve:
+                continue
+            best_step, best = max(curve, key=lambda point: point[1])
+            last_step, last = curve[-1]
+            rising = len(curve) > 1 and last >= best and last - curve[-2][1] > 0.005
+            rows.append([task, method, str(last_step), num(curve[0][1]), f"{num(best)} (step {best_step})", num(last),
+                         "**still rising**" if rising else "flat" if last >= best - 0.005 else "past its best"])
+    if not rows:
+        return []
+    return (["## Fine-tuning learning curves (validation metric after each epoch)", "",
+             "The full curves are in `metrics/finetune/<task>/<method>.json` (`learning_curve`: step, val metric) "
+             "and in the dvclive plots.", ""]
+            + table(["task", "method", "steps", "after epoch 1", "best", "last", "at the end"], rows))
 
 
 def cost_section(params, load) -> list[str]:

@@ -7,6 +7,7 @@ this stage adds the PyTorch eager rows for the same models and inputs on this ho
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,11 @@ def bench_profile(params, name: str) -> dict:
             report["rows"] = eager_rows(params, profile) + report["rows"]
         if settings.benchmark_app_seconds > 0:
             cross_check(report["rows"], paths.EXPORTS, profile, settings.benchmark_app_seconds)
-    report = with_brought_back(report, DEVICE_REPORTS / profile.name)
+    # a bad file brought back is named in the report and on stderr; the good ones and the measurements stay
+    report = with_brought_back(report, DEVICE_REPORTS / profile.name, skip_bad=True)
+    for item in report.get("skipped", []):
+        if "file" in item:
+            print(f"bench {profile.name}: skipped: {item['file']}: {item['reason']}", file=sys.stderr)
     report["compatibility"] = compatibility
     return report
 

@@ -19,6 +19,7 @@ from pipeline.tasks.kinds import TaskSpec, task_specs
 from pipeline.training.checkpoint import config_hash
 from pipeline.training.distributed import setup
 from pipeline.training.loop import train
+from pipeline.training.param_groups import parameter_groups
 
 Score = Callable[[list[np.ndarray]], dict]  # a model's outputs over a split -> metrics ("test_metric" first)
 
@@ -71,8 +72,19 @@ class Task(ABC):
         """The task's metric over `split` from a model's outputs; `detail` adds per-class/kind figures."""
 
     @abstractmethod
+    def baseline(self, task_params, modality, splits: dict, params) -> dict:
+        """The simple model fitted on the same training split and scored on the same test split
+        (pipeline/evaluation/baselines.py): `model`, `features`, `test_metric` and the kind's figures."""
+
+    @abstractmethod
     def metadata(self, task_params, model: nn.Module, config: dict) -> dict:
         """What an app needs to read the outputs (goes into the exported model's metadata)."""
+
+    def val_metric(self, model: nn.Module, job: FitJob, config: dict | None = None) -> Callable[[], float]:
+        """The task metric of `model` on the val split, as the training loop's learning-curve callback."""
+        val = job.splits["val"]
+        score = self.score(job.task_params, val, config or {})
+        return lambda: score(outputs_on(model, job.modality, val))["test_metric"]
 
     def evaluate(self, model: nn.Module, job: FitJob, config: dict) -> dict:
         """The task metric on test, and on val as `val_metric`."""
@@ -87,8 +99,10 @@ class Task(ABC):
 
 
 @torch.no_grad()
-def run_model(model: nn.Module, x: np.ndarray, device="cpu", batch_size: int = 256) -> list[np.ndarray]:
-    """Every output of `model` over model inputs x (numpy), in batches: what the exports are compared with."""
+def run_model(model: nn.Module, x: np.ndarray, device=None, batch_size: int = 256) -> list[np.ndarray]:
+    """Every output of `model` over model inputs x (numpy), in batches: what the exports are compared with.
+    Runs where the model is unless `device` says otherwise."""
+    device = device or next(model.parameters()).device
     model.eval().to(device)
     parts = []
     for i in range(0, len(x), batch_size):
@@ -101,9 +115,10 @@ def outputs_on(model: nn.Module, modality, split) -> list[np.ndarray]:
     return run_model(model, modality.to_input(torch.from_numpy(split.x)).numpy())
 
 
-def train_end_to_end(objective: nn.Module, y_train: np.ndarray, job: FitJob) -> dict:
+def train_end_to_end(objective: nn.Module, y_train: np.ndarray, job: FitJob,
+                     val_metric: Callable[[], float] | None = None) -> dict:
     """Train `objective` (encoder + head) on the task's training split, resuming from its checkpoint;
-    returns the cost figures."""
+    returns the cost figures and the learning curve ([step, val_metric()] after each epoch)."""
     optim = job.params.optim("finetune", job.modality.name)
     proc = setup(amp=optim.amp)
     live = Live(str(paths.live_dir("finetune", job.task, job.method)), save_dvc_exp=False, dvcyaml=None)
@@ -111,6 +126,8 @@ def train_end_to_end(objective: nn.Module, y_train: np.ndarray, job: FitJob) -> 
                    job.modality.to_input, optim, job.params.seed, proc,
                    paths.checkpoint_dir("finetune", job.task, job.method),
                    config_hash({**job.config, "optim": optim.model_dump()}), live=live,
-                   desc=f"finetune {job.task}-{job.method}")
+                   desc=f"finetune {job.task}-{job.method}", evaluate=val_metric,
+                   param_groups=parameter_groups(objective, optim.weight_decay, optim.layer_decay))
     live.end()
-    return {"epochs": result.epochs, "train_seconds": result.train_seconds, "samples_per_s": result.samples_per_s}
+    return {"epochs": result.epochs, "steps": result.steps, "train_seconds": result.train_seconds,
+            "samples_per_s": result.samples_per_s, "learning_curve": result.curve}

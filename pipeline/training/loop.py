@@ -7,8 +7,9 @@ resumes from an epoch checkpoint continues exactly as if never interrupted.
 from __future__ import annotations
 
 import math
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -16,8 +17,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from pipeline.training.checkpoint import load_training_state, save_training_state
+from pipeline.training.checkpoint import checkpoint_logs, load_training_state, remove_leftovers, save_training_state
 from pipeline.training.distributed import TrainingProcess
+
+
+LOGGED = ("loss", "lr", "val_metric")  # the metrics sent to dvclive (val_metric once an epoch, if evaluated)
 
 
 @dataclass
@@ -30,6 +34,7 @@ class TrainResult:
     resumed_from_epoch: int
     peak_memory_mb: float
     memory_kind: str
+    curve: list = field(default_factory=list)  # [step, validation metric] after each epoch, when evaluated
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
@@ -51,6 +56,25 @@ def shard_order(n: int, seed: int, epoch: int, proc: TrainingProcess, per_rank_b
     return perm[proc.rank :: proc.world_size][: steps * per_rank_batch]
 
 
+def live_files(live) -> dict[str, Path]:
+    """dvclive's per-step history file of each metric the loop logs."""
+    return {f"{name}.tsv": Path(live.plots_dir) / "metrics" / f"{name}.tsv" for name in LOGGED}
+
+
+def rewind_live(live, saved: Path | None, step: int) -> None:
+    """Make dvclive's per-step files hold exactly the steps before `step` and continue from there: restore
+    them from the copy saved with the checkpoint (`saved`; None when starting fresh). Steps logged after
+    that checkpoint by a killed run, or by an earlier run when dvclive was opened with resume=True, go."""
+    for name, path in live_files(live).items():
+        if saved is not None and (saved / name).is_file():
+            # a plain copy: a kill half-way is repaired by the next start, and leaves no stray file in the plots
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(saved / name, path)
+        else:
+            path.unlink(missing_ok=True)
+    live.step = step
+
+
 def train(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -65,10 +89,15 @@ def train(
     desc: str = "train",
     betas: tuple[float, float] = (0.9, 0.999),
     on_epoch_end: Callable[[int], None] | None = None,
+    evaluate: Callable[[], float] | None = None,
+    param_groups: list[dict] | None = None,
 ) -> TrainResult:
     """Train `model` (its forward(x, y, generator) returns the loss) for opt.epochs epochs.
 
-    opt.batch_size is the global batch: each of the world_size processes takes its share.
+    opt.batch_size is the global batch: each of the world_size processes takes its share. `evaluate`
+    (main process) gives the validation metric after each epoch: the learning curve, kept in the
+    checkpoint so a resumed run reports the whole of it. `param_groups` (pipeline.training.param_groups):
+    the optimizer's groups, each with an `lr_scale`; by default one group, opt.weight_decay on everything.
     """
     model.to(proc.device)
     per_rank_batch = max(1, opt.batch_size // proc.world_size)
@@ -79,7 +108,10 @@ def train(
         )
     total_steps = steps_per_epoch * opt.epochs
     warmup_steps = int(opt.warmup_epochs * steps_per_epoch)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay, betas=betas)
+    groups = param_groups or [{"params": list(model.parameters()), "weight_decay": opt.weight_decay, "lr_scale": 1.0}]
+    optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=betas)
+    if proc.is_main:
+        remove_leftovers(checkpoint_dir)
     state = load_training_state(checkpoint_dir, model, optimizer, config_hash)
     start_epoch = state["epoch"] if state else 0
     # cost counters carry over a resume, so samples/s describes the whole training run
@@ -90,6 +122,9 @@ def train(
     scaler = torch.amp.GradScaler("cuda") if proc.needs_grad_scaler() else None
 
     step, loss_value = start_epoch * steps_per_epoch, float(state["loss"]) if state else float("nan")
+    curve = list(state.get("curve", [])) if state else []
+    if live is not None and proc.is_main:
+        rewind_live(live, checkpoint_logs(state) if state else None, step)
     for epoch in range(start_epoch, opt.epochs):
         model.train()
         g = epoch_generator(seed, epoch, proc.rank)
@@ -100,7 +135,7 @@ def train(
         for idx in bar:
             lr = lr_at(step, total_steps, warmup_steps, opt.lr)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             xb = to_input(x[idx].to(proc.device, non_blocking=True))
             yb = y[idx].to(proc.device, non_blocking=True)
             with proc.autocast():
@@ -124,15 +159,20 @@ def train(
             bar.set_postfix(loss=f"{loss_value:.4f}")
         seconds += time.perf_counter() - start
         trained_samples += len(batches) * per_rank_batch * proc.world_size
+        if proc.is_main and evaluate is not None:
+            curve.append([step, float(evaluate())])
+            if live is not None:
+                live.log_metric("val_metric", curve[-1][1])
         if proc.is_main:
             save_training_state(checkpoint_dir, model, optimizer,
                                 {"epoch": epoch + 1, "step": step, "loss": loss_value, "config_hash": config_hash,
-                                 "trained_samples": trained_samples, "train_seconds": seconds})
+                                 "trained_samples": trained_samples, "train_seconds": seconds, "curve": curve},
+                                logs=live_files(live) if live is not None else None)
         proc.barrier()
         if on_epoch_end:
             on_epoch_end(epoch + 1)
     return TrainResult(
         epochs=opt.epochs, steps=step, final_loss=loss_value,
         samples_per_s=trained_samples / seconds if seconds else float("nan"),
-        train_seconds=seconds, resumed_from_epoch=start_epoch, **proc.peak_memory_mb(),
+        train_seconds=seconds, resumed_from_epoch=start_epoch, **proc.peak_memory_mb(), curve=curve,
     )

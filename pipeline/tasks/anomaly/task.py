@@ -12,6 +12,7 @@ from pipeline.report.tables import finetuned, num, pct, table
 from pipeline.tasks.anomaly.metrics import anomaly_report, rates_at
 from pipeline.tasks.anomaly.scorers import (KnnAnomalyModel, ReconstructionAnomalyModel, anomaly_metadata,
                                             embedding_bank, fixed_masks, threshold_at_fpr)
+from pipeline.evaluation.baselines import distance_scorers, features_of
 from pipeline.tasks.base import Fitted, FitJob, Task, outputs_on, run_model
 from pipeline.training.checkpoint import load_weights
 from devices.io import write_json
@@ -72,6 +73,21 @@ class AnomalyTask(Task):
                     "test_detection_rate": rates["detection_rate"], "test_metric": report["auroc"]}
 
         return score
+
+    def baseline(self, task_params, modality, splits, params):
+        """Mahalanobis and kNN distance to the normal training features, each thresholded on val like the
+        model; `test_metric` is the better of the two on test, a deliberately high bar for the model."""
+        features = {name: features_of(modality, split) for name, split in splits.items()}
+        settings = params.baselines
+        scorers = distance_scorers(features["train"], settings.pca_components, settings.knn_k)
+        results = {}
+        for name, scorer in scorers.items():
+            threshold = threshold_at_fpr(scorer(features["val"]), task_params.anomaly.target_false_alarm_rate)
+            results[name] = self.score(task_params, splits["test"], {"threshold": threshold}, detail=True)(
+                [scorer(features["test"])])
+        best = max(results, key=lambda name: results[name]["test_metric"])
+        return {"model": f"{best} distance to normal training data", "features": modality.baseline_features_name,
+                "test_metric": results[best]["test_metric"], "scorers": results}
 
     def metadata(self, task_params, model, config):
         return anomaly_metadata(model, config["threshold"], task_params.anomaly.target_false_alarm_rate)

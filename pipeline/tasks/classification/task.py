@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.report.tables import pct, table
+from pipeline.evaluation.baselines import features_of, logistic_regression
 from pipeline.tasks.base import Fitted, FitJob, Task, train_end_to_end
 from pipeline.tasks.classification.model import Classifier, SupervisedObjective
 
@@ -26,7 +27,8 @@ class ClassificationTask(Task):
 
     def fit(self, encoder, job: FitJob) -> Fitted:
         model = Classifier(encoder, len(job.splits["train"].labels))
-        cost = train_end_to_end(SupervisedObjective(model, job.modality), job.splits["train"].y, job)
+        cost = train_end_to_end(SupervisedObjective(model, job.modality), job.splits["train"].y, job,
+                                self.val_metric(model, job))
         return Fitted(model, cost=cost)
 
     def score(self, task_params, split, config, detail=False):
@@ -37,6 +39,12 @@ class ClassificationTask(Task):
             return {"test_accuracy": value, "test_metric": value}
 
         return score
+
+    def baseline(self, task_params, modality, splits, params):
+        features = {name: features_of(modality, split) for name, split in splits.items()}
+        labels = {name: split.y for name, split in splits.items()}
+        result = logistic_regression(features, labels, params.baselines.linear_C, params.seed)
+        return {"model": "logistic regression", "features": modality.baseline_features_name, **result}
 
     def metadata(self, task_params, model, config):
         return {"output": "logits"}

@@ -7,6 +7,7 @@ import torch
 
 from devices.postprocess.detection import postprocess
 from pipeline.report.tables import finetuned, num, table
+from pipeline.evaluation.baselines import box_prior, detector_outputs
 from pipeline.tasks.base import Fitted, FitJob, Task, train_end_to_end
 from pipeline.tasks.detection.head import DetectionObjective, build_detector, pack_targets, postprocess_metadata
 from pipeline.tasks.detection.metrics import detection_map, ground_truth
@@ -21,7 +22,8 @@ class DetectionTask(Task):
     def fit(self, encoder, job: FitJob) -> Fitted:
         train = job.splits["train"]
         model = build_detector(encoder, job.modality, len(train.labels))
-        cost = train_end_to_end(DetectionObjective(model), pack_targets(train.boxes, train.classes).numpy(), job)
+        cost = train_end_to_end(DetectionObjective(model), pack_targets(train.boxes, train.classes).numpy(), job,
+                                self.val_metric(model, job))
         return Fitted(model, cost=cost)
 
     def score(self, task_params, split, config, detail=False):
@@ -40,6 +42,13 @@ class DetectionTask(Task):
                     "test_metric": result["map_50"], **({"per_class": result["per_class"]} if detail else {})}
 
         return score
+
+    def baseline(self, task_params, modality, splits, params):
+        prior = box_prior(splits["train"], params.baselines.prior_boxes_per_class, params.seed)
+        test = splits["test"]
+        result = self.score(task_params, test, {}, detail=True)(detector_outputs(prior, len(test)))
+        return {"model": "box prior of the training split (the same boxes for every image)", "features": "none",
+                "prior_boxes": len(prior[0]), **result}
 
     def metadata(self, task_params, model, config):
         d = task_params.detection
