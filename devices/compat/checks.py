@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devices.compat.facts import NotCheckable, inspect_model
+from devices.compat.facts import CompatError, NotCheckable, inspect_model
 from devices.compat.onnx_ops import check_operators_onnx
 from devices.compat.openvino_ops import check_operators_ir
 from devices.compat.precision import check_precision
@@ -34,15 +34,11 @@ def check_model(profile: Profile | str | Path, model_path: str | Path, *, displa
     profile = _as_profile(profile)
     path = Path(model_path)
     name = display_name or str(path)
-    runtime = runtime_of(path)
     try:
         facts, unreadable = inspect_model(path), None
     except NotCheckable as exc:  # the format's reader is not installed: the runtime check still applies
         facts, unreadable = None, str(exc)
-    except Exception as exc:  # a corrupt file: a failed check for this model, the others are still checked
-        check = {"check": "readable", "ok": False, "reason": f"{path}: cannot be read: {exc}"[:500]}
-        return {"model": name, "profile": profile.name, "runtime": runtime, "target": profile.runtimes.get(runtime),
-                "precision": None, "applicable": True, "ok": False, "checks": [check]}
+    runtime = runtime_of(path)
     result = {"model": name, "profile": profile.name, "runtime": runtime,
               "target": profile.runtimes.get(runtime), "precision": precision_of(facts.metadata if facts else {}, name)}
     if runtime not in profile.runtimes:
@@ -64,5 +60,16 @@ def check_all(profile: Profile | str | Path, models_dir: str | Path) -> list[dic
     """check_model for every .onnx and OpenVINO IR .xml under a folder (model names relative to it)."""
     profile = _as_profile(profile)
     root = Path(models_dir)
-    return [check_model(profile, path, display_name=path.relative_to(root).as_posix())
-            for path in find_models(root, profile.name)]
+    return [_checked(profile, path, path.relative_to(root).as_posix()) for path in find_models(root, profile.name)]
+
+
+def _checked(profile: Profile, path: Path, name: str) -> dict:
+    """check_model, with an unreadable model as a failed "readable" check, so one corrupt file does not
+    stop the checks of the others."""
+    try:
+        return check_model(profile, path, display_name=name)
+    except CompatError as exc:
+        runtime = runtime_of(path)
+        return {"model": name, "profile": profile.name, "runtime": runtime, "target": profile.runtimes.get(runtime),
+                "precision": None, "applicable": True, "ok": False,
+                "checks": [{"check": "readable", "ok": False, "reason": str(exc)[:500]}]}
