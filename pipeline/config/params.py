@@ -62,6 +62,7 @@ class OptimParams(Strict):
     weight_decay: float = Field(0.05, ge=0, le=10)
     warmup_epochs: float = Field(1.0, ge=0, le=1000)
     layer_decay: float = Field(1.0, gt=0, le=1)  # fine-tuning: lr x layer_decay per encoder block below the top
+    workers: int = Field(1, ge=1, le=64)  # fine-tuning on CPU: methods trained at once in forked processes
     amp: bool = True  # mixed precision where a GPU is used; ignored on CPU
 
 
