@@ -2,8 +2,8 @@
 
 The exporter follows the opset (params.yaml export.opset) and the model (exporter_for):
   * opset >= 18: the torch.export-based exporter (dynamo=True), batch axis a torch.export.Dim; models
-    whose dynamo graph a later step cannot take stay on the TorchScript exporter, each with its
-    reason in LEGACY_MODELS;
+    whose dynamo graph a later step cannot take stay on the TorchScript exporter at LEGACY_OPSET, each
+    with its reason in LEGACY_MODELS;
   * opset < 18: the TorchScript exporter (deprecated since torch 2.9). The dynamo exporter emits
     opset >= 18 only: asked for 17 it runs onnx's version converter, which fails on these graphs
     (Squeeze/ReduceMean axes adapter) and leaves the model at opset 18.
@@ -28,6 +28,9 @@ from export.metadata import set_onnx_metadata
 DYNAMO_MIN_OPSET = 18
 BATCH_AXIS = "batch"
 DYNAMO, TORCHSCRIPT = "dynamo", "torchscript"
+# The legacy models' opset: at 18 the TorchScript graph of the video kNN scorer also trips onnxruntime's
+# symbolic shape inference (the same Expand), at 17 it does not.
+LEGACY_OPSET = 17
 # Model class -> why the dynamo exporter's graph does not serve it (torch 2.14, onnxruntime 1.32).
 LEGACY_MODELS = {
     "KnnAnomalyModel": "F.normalize becomes Expand(Clip(norm), Concat(Shape slices)), on which onnxruntime's "
@@ -75,6 +78,8 @@ def export_onnx(
         with tempfile.TemporaryDirectory(prefix="onnx-export-") as tmp:
             raw = Path(tmp) / "model.onnx"
             exporter, _ = exporter_for(model, opset)
+            if type(model).__name__ in LEGACY_MODELS:
+                opset = min(opset, LEGACY_OPSET)
             _torch_export(model, example_input, raw, input_name, list(output_names), opset, exporter == DYNAMO)
             proto = onnx.load(str(raw))  # also pulls in any external data the exporter split off
     finally:
