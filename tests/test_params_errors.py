@@ -6,7 +6,7 @@ import pytest
 
 from devices.profile import ANY_ARCH, KNOWN_ARCHES, PROFILES_DIR, ProfileError, known_profiles, load_profile
 from pipeline.config import params as params_mod
-from pipeline.config.params import ParamsError, load
+from pipeline.config.params import ParamsError, load, read_raw
 from pipeline.stages.common import load_params
 from tests.conftest import ROOT
 
@@ -130,3 +130,14 @@ def test_profile_for_any_arch_matches_every_host(tmp_path):
 
 def test_shipped_params_still_load():
     assert load(ROOT / "params.yaml").methods and load(ROOT / "tests" / "params.tiny.yaml").methods == ["mae"]
+
+
+def test_unquoted_yes_and_no_stay_words_as_dvc_writes_them(tmp_path):
+    """`dvc exp run -S` rewrites params.yaml with YAML 1.2 quoting: the keywords yes/no/on/off lose their quotes."""
+    text = (ROOT / "params.yaml").read_text().replace('["yes", "no", up, down, left, right, "on", "off"',
+                                                      '[yes, no, up, down, left, right, on, off')
+    assert "[yes, no, up" in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert load(path).modality("audio").keywords[:2] == ["yes", "no"]
+    assert read_raw(path)["pretrain"]["amp"] is True  # true/false are still booleans

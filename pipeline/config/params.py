@@ -295,7 +295,13 @@ class _DuplicateKey(yaml.constructor.ConstructorError):
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping (plain YAML keeps the last silently)."""
+    """SafeLoader that rejects a key given twice in one mapping (plain YAML keeps the last silently), with
+    YAML 1.2 booleans (true/false only), as DVC reads and writes the file: `dvc exp run -S` rewrites
+    params.yaml without quotes on yes/no/on/off, which a YAML 1.1 reader would turn into booleans."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
     def construct_mapping(self, node, deep=False):
         seen = {}
@@ -308,6 +314,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                                     key_node.start_mark)
             seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                       list("tTfF"))
 
 
 def read_raw(path: str | Path | None = None) -> dict:
