@@ -29,6 +29,23 @@ from modalities.splits import Split, check_anomaly_splits, stratified_split
 
 LOG_FLOOR = 1e-6  # added to the mel power before the log
 NOISE_BANK_SIZE = 64  # background clips kept with the train split for noise-mixing views
+RAW_KEY = "waveform"  # the test split's waveforms, stored beside its spectrograms for robustness runs
+INT16_SCALE = 32768.0  # as 16-bit PCM files are read: int16 k <-> float k / 32768
+
+
+def compact_waveforms(waveforms: np.ndarray) -> np.ndarray:
+    """Waveforms to store losslessly: int16 when every sample is a 16-bit PCM value (a PCM file read at the
+    model's rate, half the bytes), else float32 (generated, resampled or lossy-coded clips)."""
+    waveforms = np.asarray(waveforms, dtype=np.float32)
+    pcm = np.clip(np.rint(waveforms.astype(np.float64) * INT16_SCALE), -32768, 32767).astype(np.int16)
+    return pcm if np.array_equal(expand_waveforms(pcm), waveforms) else waveforms
+
+
+def expand_waveforms(stored: np.ndarray) -> np.ndarray:
+    """Stored waveforms (int16 or float32) -> float32 in [-1, 1]."""
+    if stored.dtype == np.int16:
+        return (stored.astype(np.float32) / np.float32(INT16_SCALE)).astype(np.float32)
+    return np.asarray(stored, dtype=np.float32)
 
 
 class LogMelFrontEnd(nn.Module):
@@ -63,9 +80,25 @@ class LogMelFrontEnd(nn.Module):
 
 @dataclass
 class AudioSplit(Split):
-    """A split of spectrograms; the train split also carries background-noise spectrograms for the views."""
+    """A split of spectrograms; the train split also carries background-noise spectrograms for the views,
+    the test split its waveforms (`waveform`, the raw inputs of robustness runs)."""
 
     noise: np.ndarray | None = None
+    waveform: np.ndarray | None = None
+
+
+class _WaveformsOnly:
+    """The modality as the anomaly readers see it, but with log_mel left out: their splits then hold
+    waveforms, from which `AudioModality._encode` computes spectrograms and keeps the test split's raw."""
+
+    def __init__(self, modality: "AudioModality"):
+        self._modality = modality
+
+    def __getattr__(self, name: str):
+        return getattr(self._modality, name)
+
+    def log_mel(self, waveforms: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        return np.asarray(waveforms, dtype=np.float32)
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:
@@ -123,7 +156,7 @@ class AudioModality(Modality):
         for name, part in clips.items():
             if len(part.y) == 0:
                 raise ValueError(f"{source}: split '{name}' has no readable clips")
-        splits = {name: AudioSplit(self.log_mel(c.x), c.y, labels) for name, c in clips.items()}
+        splits = {name: self._encode(AudioSplit(c.x, c.y, labels), name) for name, c in clips.items()}
         splits["train"].noise = self.log_mel(noise)
         return PreparedData(splits=splits, source=source, skipped=skipped)
 
@@ -131,26 +164,36 @@ class AudioModality(Modality):
         """machine_sounds (embedded) / mimii / dcase / anomaly_folder -> AnomalySplits of log-mel spectrograms:
         train and val normal clips, test both. The train split carries generated background noise for the
         SimCLR views (these sources have no noise recordings of their own)."""
-        p, skipped = self.params, []
+        p, skipped, reader = self.params, [], _WaveformsOnly(self)
         root = Path(p.path) if p.path else None
         if p.source == "machine_sounds":
             from modalities.audio.machines import machine_sound_splits  # needs openttd-opensfx: only when used
 
             n = p.anomaly.scaled(p.max_samples)
-            splits = machine_sound_splits(self, n.train, n.val, n.test_normal, n.test_anomalous, self.seed, p.machine)
+            splits = machine_sound_splits(reader, n.train, n.val, n.test_normal, n.test_anomalous, self.seed, p.machine)
             source = f"OpenTTD '{p.machine}' recording with injected faults (embedded)"
         elif p.source == "mimii":
-            splits = anomaly_readers.read_mimii(root, p.machine_type, self, p.on_corrupt, skipped, p.split.val, self.seed)
+            splits = anomaly_readers.read_mimii(root, p.machine_type, reader, p.on_corrupt, skipped, p.split.val,
+                                                self.seed)
             source = f"MIMII {p.machine_type} at {root}"
         elif p.source == "dcase":
-            splits = anomaly_readers.read_dcase(root, p.machine, self, p.on_corrupt, skipped, p.split.val, self.seed)
+            splits = anomaly_readers.read_dcase(root, p.machine, reader, p.on_corrupt, skipped, p.split.val, self.seed)
             source = f"DCASE task 2 {p.machine} at {root}"
         else:
-            splits = anomaly_readers.read_anomaly_folder(root, self, p.on_corrupt, skipped, p.split.val, self.seed)
+            splits = anomaly_readers.read_anomaly_folder(root, reader, p.on_corrupt, skipped, p.split.val, self.seed)
             source = f"anomaly clip folders at {root}"
         check_anomaly_splits(splits, source)
+        splits = {name: self._encode(split, name) for name, split in splits.items()}
         splits["train"].noise = self.log_mel(self._generated_noise())
         return PreparedData(splits=splits, source=source, skipped=skipped)
+
+    def _encode(self, split: Split, name: str) -> Split:
+        """A split of waveforms -> of stored spectrograms; the test split also keeps its waveforms (`waveform`,
+        losslessly: compact_waveforms), so encode_raw(raw_inputs(test)) gives its spectrograms again."""
+        if name == "test":
+            split.waveform = compact_waveforms(split.x)
+        split.x = self.log_mel(split.x)
+        return split
 
     def _read_embedded(self, skipped):
         p = self.params
@@ -197,8 +240,8 @@ class AudioModality(Modality):
         return clips, labels, self._generated_noise(), f"class folders at {root}"
 
     def save_split(self, split: Split, path) -> None:
-        noise = getattr(split, "noise", None)
-        np.savez(path, **split.arrays(), **({"noise": noise} if noise is not None else {}))
+        extras = {key: getattr(split, key, None) for key in ("noise", RAW_KEY)}
+        np.savez(path, **split.arrays(), **{key: value for key, value in extras.items() if value is not None})
 
     def load_split(self, data_dir: str | Path, split: str) -> Split:
         """As the base class; loading the train split also keeps its background noise for the views."""
@@ -207,6 +250,26 @@ class AudioModality(Modality):
             if "noise" in arrays.files:
                 self.noise = torch.from_numpy(arrays["noise"]).float()
         return loaded
+
+    def raw_inputs(self, data_dir: str | Path, split: str) -> np.ndarray:
+        """The split's float32 waveforms (N, clip_samples) in [-1, 1]; prepare keeps them for test only."""
+        path = Path(data_dir) / f"{split}.npz"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: split '{split}' not found; run the prepare stage first")
+        with np.load(path, allow_pickle=False) as arrays:
+            if RAW_KEY not in arrays.files:
+                raise FileNotFoundError(f"{path}: no '{RAW_KEY}' array (raw waveforms are kept for the test split "
+                                        f"only, by prepare since robustness runs were added); rerun prepare")
+            return expand_waveforms(arrays[RAW_KEY])
+
+    def encode_raw(self, raw, data_dir: str | Path) -> np.ndarray:
+        """Waveforms -> stored log-mel spectrograms (float16), the front end prepare runs."""
+        return self.log_mel(np.ascontiguousarray(raw, dtype=np.float32))
+
+    def corruptions(self) -> dict:
+        from modalities.audio.corruptions import corruptions
+
+        return corruptions(self.params)
 
     def background(self) -> torch.Tensor:
         """Noise spectrograms for the views: the prepared train split's, else generated ones (seeded)."""

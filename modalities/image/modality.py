@@ -123,6 +123,11 @@ class ImageModality(Modality):
             x = t.round().clamp(0, 255).to(torch.uint8).numpy()
         return np.ascontiguousarray(x)
 
+    def corruptions(self) -> dict:
+        from modalities.image.corruptions import corruptions
+
+        return corruptions(self.params)
+
     # ---- model input ------------------------------------------------------
     @property
     def grid_size(self) -> int:

@@ -116,6 +116,11 @@ class VideoModality(Modality):
         x, y = video_formats.read_clips(clips, self.clip_format, self.params.on_corrupt, skipped, f"{name} split")
         return Split(x, y, clips.labels)
 
+    def corruptions(self) -> dict:
+        from modalities.video.corruptions import corruptions
+
+        return corruptions(self.params)
+
     # ---- model input ------------------------------------------------------
     @property
     def tubelet(self) -> tuple[int, int, int]:
