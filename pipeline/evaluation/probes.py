@@ -38,3 +38,11 @@ def linear_probe(train_f, train_y, val_f, val_y, test_f, test_y, Cs: list[float]
             best = (val_acc, C, clf)
     val_acc, C, clf = best
     return {"linear_val_accuracy": val_acc, "linear_C": C, "linear_test_accuracy": float(clf.score(test_f, test_y))}
+
+
+def label_subset(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Indices of a stratified `fraction` of the labelled samples (at least one per class), seeded:
+    the low-label case of the probes."""
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(np.flatnonzero(y == c))[: max(1, round(fraction * np.sum(y == c)))] for c in np.unique(y)]
+    return np.sort(np.concatenate(keep))

@@ -14,7 +14,9 @@ def fresh_encoder(modality, params) -> Encoder:
     return build_encoder(modality, params.encoder)
 
 
-def pretrained_encoder(modality, params, method: str) -> Encoder:
+def pretrained_encoder(modality, params, method: str, equal_epochs: bool = False) -> Encoder:
+    """The method's encoder; `equal_epochs`: the one trained for the reference method's epochs."""
     encoder = fresh_encoder(modality, params)
-    load_weights(encoder, paths.pretrain_dir(modality.name, method) / "encoder.safetensors")
+    load_weights(encoder, paths.equal_epochs_encoder(modality.name, method) if equal_epochs else
+                 paths.pretrain_dir(modality.name, method) / "encoder.safetensors")
     return encoder.eval()

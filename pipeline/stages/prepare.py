@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 from modalities import get_modality
+from modalities.base import UNLABELLED_FILE
 from modalities.splits import (SPLITS, AnomalySplit, CorruptFileError, DataSourceError, DetectionSplit,
                                check_anomaly_splits)
 from pipeline.config import paths
@@ -47,8 +50,16 @@ def main() -> None:
             manifest["splits"][name]["objects"] = split.objects
         if isinstance(split, AnomalySplit):
             manifest["splits"][name]["anomalous"] = split.anomalous
+    if prepared.unlabelled is not None and len(prepared.unlabelled):  # self-supervised pretraining data
+        target = out / UNLABELLED_FILE
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, x=prepared.unlabelled)
+        manifest["unlabelled"] = {"file": target.name, "samples": len(prepared.unlabelled),
+                                  "sha256": file_sha256(target)}
     write_json(out / "manifest.json", manifest)
     print(f"prepare {args.modality}: " + ", ".join(f"{k} {v['samples']}" for k, v in manifest["splits"].items())
+          + (f", unlabelled {manifest['unlabelled']['samples']}" if "unlabelled" in manifest else "")
           + (f"; skipped {len(prepared.skipped)} unreadable files" if prepared.skipped else ""))
 
 

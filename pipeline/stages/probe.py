@@ -10,25 +10,37 @@ import torch
 
 from modalities import get_modality
 from pipeline.config import paths
-from pipeline.evaluation.probes import extract_features, knn_accuracy, linear_probe
+from pipeline.evaluation.probes import extract_features, knn_accuracy, label_subset, linear_probe
 from devices.io import write_json
 from pipeline.models.loading import pretrained_encoder
 from pipeline.stages.common import selected_methods, start
 from pipeline.report.reconstructions import write_figure
 
 
-def probe(modality, params, method: str, splits: dict, device: str) -> dict:
-    encoder = pretrained_encoder(modality, params, method)
+def probe_encoder(encoder, modality, params, splits: dict, device: str) -> dict:
+    """kNN and linear probe with all training labels and with `probe.label_fraction` of them."""
     feats = {s: extract_features(encoder, modality, d.x, params.probe.batch_size, device) for s, d in splits.items()}
     ys = {s: d.y for s, d in splits.items()}
-    return {
-        "modality": modality.name, "method": method,
-        "knn_k": params.probe.knn_k,
-        "knn_test_accuracy": knn_accuracy(feats["train"], ys["train"], feats["test"], ys["test"], params.probe.knn_k),
-        **linear_probe(feats["train"], ys["train"], feats["val"], ys["val"], feats["test"], ys["test"],
-                       params.probe.linear_C, params.seed),
-        "test_samples": len(ys["test"]),
-    }
+    few = label_subset(ys["train"], params.probe.label_fraction, params.seed)
+
+    def scores(train_f, train_y) -> dict:
+        return {"knn_test_accuracy": knn_accuracy(train_f, train_y, feats["test"], ys["test"], params.probe.knn_k),
+                **linear_probe(train_f, train_y, feats["val"], ys["val"], feats["test"], ys["test"],
+                               params.probe.linear_C, params.seed)}
+
+    return {**scores(feats["train"], ys["train"]),
+            "low_labels": {"label_fraction": params.probe.label_fraction, "train_labels": len(few),
+                           **scores(feats["train"][few], ys["train"][few])}}
+
+
+def probe(modality, params, method: str, splits: dict, device: str) -> dict:
+    metrics = {"modality": modality.name, "method": method, "knn_k": params.probe.knn_k,
+               **probe_encoder(pretrained_encoder(modality, params, method), modality, params, splits, device),
+               "test_samples": len(splits["test"])}
+    if paths.equal_epochs_encoder(modality.name, method).is_file():  # also trained for the reference's epochs
+        metrics["equal_epochs"] = probe_encoder(pretrained_encoder(modality, params, method, equal_epochs=True),
+                                                modality, params, splits, device)
+    return metrics
 
 
 def main() -> None:

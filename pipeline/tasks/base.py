@@ -130,4 +130,6 @@ def train_end_to_end(objective: nn.Module, y_train: np.ndarray, job: FitJob,
                    param_groups=parameter_groups(objective, optim.weight_decay, optim.layer_decay))
     live.end()
     return {"epochs": result.epochs, "steps": result.steps, "train_seconds": result.train_seconds,
-            "samples_per_s": result.samples_per_s, "learning_curve": result.curve}
+            "samples_per_s": result.samples_per_s, "learning_curve": result.curve,
+            **({"best_epoch": result.best_epoch, "stopped_at_epoch": result.stopped_at_epoch}
+               if result.best_epoch is not None else {})}

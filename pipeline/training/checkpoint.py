@@ -26,6 +26,7 @@ from devices.io import atomic_path, file_sha256, read_json, write_json
 POINTER = "state.json"
 CHECKPOINT_PREFIX = "epoch-"
 LOGS = "logs"
+BEST_WEIGHTS = "best.safetensors"  # early stopping: the best validation epoch's weights
 LEGACY_FILES = ("model.safetensors", "optimizer.safetensors", "optimizer.json")  # the old flat layout
 
 
@@ -68,14 +69,18 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def save_training_state(directory: Path, model, optimizer, state: dict, logs: dict[str, Path] | None = None) -> None:
+def save_training_state(directory: Path, model, optimizer, state: dict, logs: dict[str, Path] | None = None,
+                        best: dict[str, torch.Tensor] | None = None) -> None:
     """Write a new checkpoint of `state` (its "epoch" names the folder) and switch state.json to it.
 
     `logs` maps names to files copied into the checkpoint as they are now (the per-step metric files),
-    so a resume can restore them to exactly the steps the weights have seen."""
+    so a resume can restore them to exactly the steps the weights have seen. `best`: the weights of the
+    best validation epoch so far (early stopping), restored by a resume as state["best_weights"]."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory, prefix=f".{CHECKPOINT_PREFIX}{state['epoch']:06d}-", suffix=".tmp"))
     save_file(_weights(model), str(tmp / "model.safetensors"))
+    if best is not None:
+        save_file(best, str(tmp / BEST_WEIGHTS))
     tensors, rest = _optimizer_tensors(optimizer)
     save_file(tensors, str(tmp / "optimizer.safetensors"))
     (tmp / "optimizer.json").write_text(json.dumps(rest))
@@ -135,7 +140,8 @@ def load_training_state(directory: Path, model, optimizer, expected_hash: str) -
         idx, name = key.split(".", 1)
         slots.setdefault(int(idx), {})[name] = value
     optimizer.load_state_dict({"state": slots, "param_groups": rest["param_groups"]})
-    return {**state, "checkpoint_path": str(folder)}
+    best = load_file(str(folder / BEST_WEIGHTS)) if BEST_WEIGHTS in state["files"] else None
+    return {**state, "checkpoint_path": str(folder), "best_weights": best}
 
 
 def checkpoint_logs(state: dict) -> Path:

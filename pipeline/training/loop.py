@@ -7,7 +7,9 @@ resumes from an epoch checkpoint continues exactly as if never interrupted.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,43 @@ from pipeline.training.distributed import TrainingProcess
 
 
 LOGGED = ("loss", "lr", "val_metric")  # the metrics sent to dvclive (val_metric once an epoch, if evaluated)
+PROGRESS_LINES = 10  # the most lines one training run writes to a log
+
+
+class Progress:
+    """Progress of one training run, for people. On a terminal: a tqdm bar per epoch. In a log (stderr not a
+    terminal, as under `dvc repro > log`) or in a forked worker (whose bar would interleave with its
+    siblings'): at most PROGRESS_LINES whole lines for the run, at evenly spaced steps, not a redraw a step."""
+
+    def __init__(self, desc: str, total_steps: int, start_step: int, enabled: bool, stream=None):
+        self.desc, self.total, self.enabled = desc, total_steps, enabled
+        self.stream = stream if stream is not None else sys.stderr
+        isatty = getattr(self.stream, "isatty", None)
+        self.interactive = bool(isatty and isatty()) and multiprocessing.parent_process() is None
+        marks = {math.ceil(total_steps * k / PROGRESS_LINES) for k in range(1, PROGRESS_LINES + 1)}
+        self.marks = sorted(m for m in marks if m > start_step)  # a resumed run prints only what is left
+        self.epoch_text, self.bar, self.started = "", None, time.perf_counter()
+
+    def epoch(self, batches, epoch: int, epochs: int):
+        """The epoch's batches to iterate over (wrapped in a bar on a terminal)."""
+        self.epoch_text = f"epoch {epoch + 1}/{epochs}"
+        if self.enabled and self.interactive:
+            self.bar = tqdm(batches, desc=f"{self.desc} {self.epoch_text}", leave=False, file=self.stream)
+            return self.bar
+        return batches
+
+    def step(self, step: int, loss: float) -> None:
+        """After each optimizer step; `step` counts from the start of the run, resumed epochs included."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+        elif self.marks and step >= self.marks[0]:
+            self.marks = [m for m in self.marks if m > step]
+            # one write per line: forked workers share the log, and print() writes the newline apart
+            self.stream.write(f"{self.desc}: step {step}/{self.total} ({100 * step // self.total}%), {self.epoch_text}, "
+                              f"loss {loss:.4f}, {time.perf_counter() - self.started:.0f} s\n")
+            self.stream.flush()
 
 
 @dataclass
@@ -34,6 +73,9 @@ class TrainResult:
     resumed_from_epoch: int
     peak_memory_mb: float
     memory_kind: str
+    trained_samples: int = 0  # over the whole run, resumes included: the FLOP budget's unit
+    best_epoch: int | None = None  # early stopping: the epoch whose weights the model ends with
+    stopped_at_epoch: int | None = None  # early stopping: the last epoch trained, when before opt.epochs
     curve: list = field(default_factory=list)  # [step, validation metric] after each epoch, when evaluated
 
 
@@ -73,6 +115,44 @@ def rewind_live(live, saved: Path | None, step: int) -> None:
         else:
             path.unlink(missing_ok=True)
     live.step = step
+
+
+class EarlyStopping:
+    """Stop when the validation metric has not improved for `patience` epochs and end with the best
+    epoch's weights (kept in memory and in each checkpoint, so a resumed run knows them). Off when
+    patience is None or nothing is evaluated."""
+
+    MIN_GAIN = 1e-4  # an improvement smaller than this is not one (ties keep the earlier, cheaper epoch)
+
+    def __init__(self, patience: int | None, curve: list, state: dict | None, desc: str, proc: TrainingProcess):
+        if patience is not None and proc.distributed:
+            raise ValueError(f"{desc}: early stopping (patience {patience}) needs a single training process")
+        self.patience, self.curve = patience, curve
+        best = (state or {}).get("best")
+        self.best_epoch, self.best_metric = (best[0], best[1]) if best else (None, -math.inf)
+        self.best_weights = (state or {}).get("best_weights")
+        self.stopped = bool((state or {}).get("stopped"))
+
+    def update(self, model: torch.nn.Module, epoch: int) -> None:
+        if self.patience is None:
+            return
+        metric = self.curve[-1][1]
+        if metric > self.best_metric + self.MIN_GAIN:
+            self.best_epoch, self.best_metric = epoch, metric
+            self.best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        self.stopped = epoch - self.best_epoch >= self.patience
+
+    def state(self) -> dict:
+        return {} if self.best_epoch is None else {"best": [self.best_epoch, self.best_metric], "stopped": self.stopped}
+
+    def restore_best(self, model: torch.nn.Module) -> None:
+        if self.best_weights is not None:
+            model.load_state_dict(self.best_weights)
+
+    def result(self) -> dict:
+        if self.best_epoch is None:
+            return {}
+        return {"best_epoch": self.best_epoch, "stopped_at_epoch": len(self.curve) if self.stopped else None}
 
 
 def train(
@@ -123,16 +203,18 @@ def train(
 
     step, loss_value = start_epoch * steps_per_epoch, float(state["loss"]) if state else float("nan")
     curve = list(state.get("curve", [])) if state else []
+    stopper = EarlyStopping(getattr(opt, "patience", None), curve, state, desc, proc)
     if live is not None and proc.is_main:
         rewind_live(live, checkpoint_logs(state) if state else None, step)
-    for epoch in range(start_epoch, opt.epochs):
+    progress = Progress(desc, total_steps, step, enabled=proc.is_main)
+    end_epoch = start_epoch if stopper.stopped else opt.epochs  # a run that stopped early stays stopped on resume
+    for epoch in range(start_epoch, end_epoch):
         model.train()
         g = epoch_generator(seed, epoch, proc.rank)
         order = shard_order(len(x), seed, epoch, proc, per_rank_batch)
         batches = order.view(-1, per_rank_batch)
-        bar = tqdm(batches, desc=f"{desc} epoch {epoch + 1}/{opt.epochs}", disable=not proc.is_main, leave=False)
         start = time.perf_counter()
-        for idx in bar:
+        for idx in progress.epoch(batches, epoch, opt.epochs):
             lr = lr_at(step, total_steps, warmup_steps, opt.lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
@@ -156,23 +238,29 @@ def train(
                 live.log_metric("loss", loss_value)
                 live.log_metric("lr", lr)
                 live.next_step()
-            bar.set_postfix(loss=f"{loss_value:.4f}")
+            progress.step(step, loss_value)
         seconds += time.perf_counter() - start
         trained_samples += len(batches) * per_rank_batch * proc.world_size
         if proc.is_main and evaluate is not None:
             curve.append([step, float(evaluate())])
             if live is not None:
                 live.log_metric("val_metric", curve[-1][1])
+            stopper.update(model, epoch + 1)
         if proc.is_main:
             save_training_state(checkpoint_dir, model, optimizer,
                                 {"epoch": epoch + 1, "step": step, "loss": loss_value, "config_hash": config_hash,
-                                 "trained_samples": trained_samples, "train_seconds": seconds, "curve": curve},
-                                logs=live_files(live) if live is not None else None)
+                                 "trained_samples": trained_samples, "train_seconds": seconds, "curve": curve,
+                                 **stopper.state()},
+                                logs=live_files(live) if live is not None else None, best=stopper.best_weights)
         proc.barrier()
         if on_epoch_end:
             on_epoch_end(epoch + 1)
+        if stopper.stopped:
+            break
+    stopper.restore_best(model)
     return TrainResult(
-        epochs=opt.epochs, steps=step, final_loss=loss_value,
+        epochs=step // steps_per_epoch, steps=step, final_loss=loss_value,
         samples_per_s=trained_samples / seconds if seconds else float("nan"),
-        train_seconds=seconds, resumed_from_epoch=start_epoch, **proc.peak_memory_mb(), curve=curve,
+        train_seconds=seconds, resumed_from_epoch=start_epoch, **proc.peak_memory_mb(), trained_samples=trained_samples,
+        curve=curve, **stopper.result(),
     )
