@@ -7,6 +7,7 @@ report that says so and carries no numbers (``not_measured_report``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from devices.io import write_json, write_text
@@ -114,6 +115,25 @@ def summary_metrics(reports: list[dict]) -> dict:
             for r in reports}
 
 
+def add_achieved_gflops(report: dict, flops_of: Callable[[dict], int | None]) -> dict:
+    """Each model's achieved GFLOP/s (its FLOPs per sample x samples/s) on its rows at the largest batch
+    measured; `flops_of(row)` gives the model's FLOPs per sample (counted at export, carried in its
+    metadata), or None where unknown: that row gets no figure. Returns `report`, changed in place."""
+    rows = report.get("rows", [])
+    largest: dict[tuple, int] = {}
+    for row in rows:
+        key = (row["model"], row["runtime"], row.get("precision"))
+        largest[key] = max(largest.get(key, 0), row["batch"])
+    for row in rows:
+        if row["batch"] != largest[(row["model"], row["runtime"], row.get("precision"))]:
+            continue
+        flops = flops_of(row)
+        if flops:
+            row["flops_per_sample"] = int(flops)
+            row["gflops_per_s"] = flops * row["throughput"] / 1e9
+    return report
+
+
 def _ms(value: float) -> str:
     if value >= 100:
         return f"{value:.1f}"
@@ -144,6 +164,11 @@ def _host_line(host: dict | None) -> str:
         versions.append(f"OpenVINO {ov.get('version')} (devices: {devices or 'none'})")
     else:
         versions.append("OpenVINO not available")
+    peak = host.get("matmul_peak")
+    if peak:
+        threads = f"{peak['threads']} threads" if peak.get("threads") else "numpy's default threads"
+        versions.append(f"float32 matmul peak {peak['gflops_per_s']:.1f} GFLOP/s "
+                        f"(numpy {peak['size']}x{peak['size']}, {threads})")
     return parts[0] + "; " + "; ".join(versions)
 
 
@@ -198,6 +223,7 @@ def render_markdown(report: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if not rows:
         lines.append("| (no models measured) |" + " |" * (len(header) - 1))
+    lines += _compute_rate_lines(rows, (report.get("host") or {}).get("matmul_peak"))
     checked = [row for row in rows if row.get("cross_check")]
     if checked:
         lines += ["", "Cross-check with OpenVINO's `benchmark_app -hint latency` (batch 1, same model, measured "
@@ -209,6 +235,23 @@ def render_markdown(report: dict) -> str:
                          f"{c['ratio']:.2f} |")
     lines += ["", *_skipped_lines(report)]
     return "\n".join(lines) + render_compatibility(report.get("compatibility", []))
+
+
+def _compute_rate_lines(rows: list[dict], peak: dict | None) -> list[str]:
+    """Markdown lines: achieved GFLOP/s per model at its largest batch, against the host's matmul peak."""
+    rated = [row for row in rows if isinstance(row.get("gflops_per_s"), (int, float))]
+    if not rated:
+        return []
+    against = (f"this host's float32 matmul peak of {peak['gflops_per_s']:.1f} GFLOP/s "
+               f"({peak['threads'] or 'default'} BLAS threads)" if peak else "no measured matmul peak")
+    lines = ["", f"Compute rate at each model's largest batch: its FLOPs per inference (counted at export) x "
+                 f"throughput, against {against}:", "",
+             "| model | runtime | precision | batch | MFLOPs/sample | GFLOP/s | of peak |", "|---|---|---|---:|---:|---:|---:|"]
+    for row in rated:
+        share = f"{100 * row['gflops_per_s'] / peak['gflops_per_s']:.1f}%" if peak else "—"
+        lines.append(f"| `{row['model']}` | {row['runtime']} | {row['precision']} | {row['batch']} | "
+                     f"{row['flops_per_sample'] / 1e6:,.1f} | {row['gflops_per_s']:.2f} | {share} |")
+    return lines
 
 
 def _skipped_lines(report: dict) -> list[str]:
@@ -246,7 +289,8 @@ def render_compatibility(results: list[dict]) -> str:
     for r in results:
         failed = [f"{c['check']}: {c['reason']}" for c in r["checks"] if not c["ok"]]
         reasons = "<br>".join(failed) if failed else "static shapes, operators and precision pass"
-        lines.append(f"| `{r['model']}` | {'pass' if r['ok'] else '**fail**'} | {reasons.replace('|', '/')} |")
+        verdict = {True: "pass", False: "**fail**"}.get(r["ok"], "not checked here")  # None: a check could not run
+        lines.append(f"| `{r['model']}` | {verdict} | {reasons.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -269,9 +313,10 @@ def render_index(reports: list[dict]) -> str:
             if not result.get("applicable", True):
                 cell[report["profile"]] = f"n/a (no {result['runtime']} runtime)"
             else:
-                cell[report["profile"]] = ("not measured here (compatible)" if result["ok"]
-                                           else "not measured; incompatible: "
-                                           + ", ".join(c["check"] for c in result["checks"] if not c["ok"]))
+                cell[report["profile"]] = (
+                    "not measured here (compatible)" if result["ok"] else
+                    "not measured; not fully checked here" if result["ok"] is None else
+                    "not measured; incompatible: " + ", ".join(c["check"] for c in result["checks"] if c["ok"] is False))
     lines = ["# Latency across devices", "",
              "Batch-1 p50 / p99 in ms where measured (the device's own report says on what host); "
              "otherwise why not. A model that a device cannot run says which compatibility check failed.", "",

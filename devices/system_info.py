@@ -1,6 +1,7 @@
-"""What host a measurement ran on: CPU, cores, OS, Python and runtime versions.
+"""What host a measurement ran on: CPU, cores, OS, Python and runtime versions, and its measured float32
+matrix-multiply peak (numpy), beside which a model's achieved GFLOP/s is read.
 
-Standard library only; onnxruntime and OpenVINO are imported lazily and are
+Standard library and numpy; onnxruntime, OpenVINO and threadpoolctl are imported lazily and are
 optional (a host with one of them, or neither, is described as such).
 """
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import time
+from functools import cache
 from pathlib import Path
 
 
@@ -97,6 +100,35 @@ def _openvino() -> dict:
     return {"available": True, "version": version, "devices": devices}
 
 
+def _blas_threads() -> int | None:
+    """The threads numpy's BLAS runs a matmul with (threadpoolctl), None where that cannot be told."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return max(counts) if counts else None
+
+
+@cache
+def matmul_peak(size: int = 1024, seconds: float = 0.5) -> dict:
+    """This host's float32 matrix-multiply rate: the fastest of repeated `size` x `size` numpy matmuls over
+    about `seconds` (at least 3), as GFLOP/s (2 * size**3 operations each), with numpy's BLAS threads.
+    Measured once per process."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
+    a @ b  # warm-up: thread pool start, page faults
+    best, runs, start = float("inf"), 0, time.perf_counter()
+    while runs < 3 or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        a @ b
+        best, runs = min(best, time.perf_counter() - t0), runs + 1
+    return {"gflops_per_s": 2 * size**3 / best / 1e9, "size": size, "dtype": "float32", "runs": runs,
+            "threads": _blas_threads()}
+
+
 def describe_host() -> dict:
     """A JSON-ready description of this host and the runtimes it has."""
     try:
@@ -116,6 +148,7 @@ def describe_host() -> dict:
         "numpy": numpy_version,
         "onnxruntime": _onnxruntime(),
         "openvino": _openvino(),
+        "matmul_peak": matmul_peak(),
     }
 
 

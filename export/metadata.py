@@ -7,7 +7,8 @@ decoded; store such values as their real type.
 
 What a deployable model carries (model_metadata): its task, labels, input contract, the modality's
 kind (which app-side preprocessor to run) and name (which configured data it was trained on),
-preprocessing, head-specific fields, the source version and precision.
+preprocessing, head-specific fields, the source version and precision, the key facts of its model card
+(export/model_card.py) and its FLOPs per inference.
 
 Reading needs only onnxruntime (ONNX) or openvino (IR): what an app on a device has.
 """
@@ -51,15 +52,72 @@ def int8_metadata(source: Mapping[str, Any], quantizer: str, preset: str | None 
     return {**source, "precision": "int8", "quantizer": quantizer, **({"preset": preset} if preset else {})}
 
 
-def source_commit() -> str:
-    """The git commit the export was made from ('-dirty' when the tree has changes)."""
+DVC_BOOKKEEPING = ("dvc.lock",)  # rewritten by every run, not source
+
+
+def source_commit(root: str | Path = ".") -> str:
+    """The git commit of the repository at `root` the export was made from, or "<commit> dirty: <files>"
+    naming the tracked source files that differ from it. DVC's own bookkeeping (dvc.lock) and outputs
+    (the outs, metrics and plots of dvc.yaml's stages, gitignored paths) are not source: the run rewrites
+    them itself, so they never make an export look dirty."""
+    def git(*args: str, stdin: str | None = None, check: bool = True) -> str:
+        return subprocess.run(["git", *args], cwd=root, input=stdin, capture_output=True, text=True,
+                              check=check).stdout
+
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True).stdout.strip()
+        commit = git("rev-parse", "HEAD").strip()
+        status = git("status", "--porcelain=v1", "-z", "--untracked-files=no", "--no-renames").split("\0")
+        changed = [entry[3:] for entry in status if len(entry) > 3]
+        # exit status 1 means "none ignored"; an error leaves them all as source
+        ignored = set(git("check-ignore", "--no-index", "-z", "--stdin", stdin="\0".join(changed),
+                          check=False).split("\0")) if changed else set()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return commit + ("-dirty" if dirty else "")
+    outputs = dvc_outputs(Path(root) / "dvc.yaml")
+    source = [path for path in changed if path not in DVC_BOOKKEEPING and path not in ignored
+              and not any(_is_under(path, out) for out in outputs)]
+    return commit + (f" dirty: {', '.join(source)}" if source else "")
+
+
+def dvc_outputs(dvc_yaml: str | Path) -> list[str]:
+    """Every stage output (outs, metrics, plots) that `dvc_yaml` declares; a path with a ${...} template
+    stands for every path that starts like it (kept up to the template, e.g. "metrics/baselines/${")."""
+    import yaml
+
+    try:
+        stages = (yaml.safe_load(Path(dvc_yaml).read_text()) or {}).get("stages") or {}
+    except FileNotFoundError:
+        return []
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{dvc_yaml}: cannot read its stages: {exc}") from exc
+    found = []
+    for stage in stages.values():
+        body = stage.get("do") or stage
+        for kind in ("outs", "metrics", "plots"):
+            for entry in body.get(kind) or []:
+                path = entry if isinstance(entry, str) else next(iter(entry))
+                found.append(path.split("${")[0] + "${" if "${" in path else path.rstrip("/"))
+    return [path for path in found if path != "${"]
+
+
+def _is_under(path: str, output: str) -> bool:
+    if output.endswith("${"):
+        return path.startswith(output[:-2])
+    return path == output or path.startswith(output + "/")
+
+
+def flops_per_sample(model, example) -> int:
+    """Floating-point operations of one forward pass of `model` on `example` (batch 1), as torch's
+    FlopCounterMode counts them: matrix multiplies, convolutions and attention (run with the math kernel,
+    whose matmuls it sees; the fused CPU kernel it does not count). Element-wise operations are left out."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with sdpa_kernel(SDPBackend.MATH), counter, torch.inference_mode():
+        model(example)
+    return int(counter.get_total_flops())
 
 
 def encode_value(key: str, value: Any) -> str:

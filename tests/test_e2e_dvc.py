@@ -49,6 +49,10 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
             assert export["onnx_parity_ok"], (task, method)
             if params["tasks"][task].get("head", "classification") == "classification":
                 assert export["variants"]["onnx-fp32"]["top1_agreement"] == 1.0, (task, method)
+        robustness = json.loads((tmp_path / f"metrics/robustness/{task}.json").read_text())  # every variant, corrupted
+        assert set(robustness["models"]) == set(params["methods"]) and robustness["corruptions"], task
+        assert all(len(variants) == 4 for variants in robustness["models"].values()), task
+        assert (tmp_path / f"metrics/robustness/{task}_curves.csv").is_file()
     assert names == {"metrics/summary.json"}  # the compact headline file; the detail files sit beside it
     headline = json.loads((tmp_path / "metrics/summary.json").read_text())
     assert set(headline) == set(params["tasks"])
@@ -84,7 +88,8 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
     summary = (tmp_path / "reports/summary.md").read_text()
     for heading in ("Every task: fine-tuned, exported FP32 and INT8", "Every task against a simple baseline",
                     "Accuracy on the held-out test split",
-                    "Object detection", "Anomaly detection", "Pretraining cost", "Export parity", "Latency per runtime"):
+                    "Object detection", "Anomaly detection", "Pretraining cost", "Export parity", "Latency per runtime",
+                    "Robustness to corrupted inputs"):
         assert heading in summary
     for task in params["tasks"]:
         assert f"| {task} |" in summary
@@ -96,13 +101,14 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
     with open(tmp_path / "data/image/manifest.json", "a") as f:
         f.write(" ")
     assert _changed_stages(dvc, tmp_path, env) == {"pretrain@image", "probe@image", "finetune@digits", "export@digits",
-                                                   "baselines@digits", "prepare@image"}
+                                                   "baselines@digits", "robustness@digits", "prepare@image"}
     run(dvc + ["checkout", "--force", "data/image"], tmp_path, env)
     # a module touched: exactly the stages that import it
     with open(tmp_path / "pipeline/tasks/detection/head.py", "a") as f:
         f.write("\n")
     changed = _changed_stages(dvc, tmp_path, env)
-    assert {s.split("@")[0] for s in changed} == {"baselines", "finetune", "export", "bench", "report"}, changed
+    assert {s.split("@")[0] for s in changed} == {"baselines", "finetune", "export", "robustness", "bench", "report"}, \
+        changed
     assert {s for s in changed if s.startswith("finetune@")} == {f"finetune@{t}" for t in params["tasks"]}
 
 

@@ -12,7 +12,9 @@
 
 A model whose format the profile has no runtime for (an ONNX file on an OpenVINO-only profile)
 gets one failing "runtime" check and ``"applicable": False``. A model this host cannot read (an
-OpenVINO IR where openvino is not installed) gets ``"checkable": False`` and ``"ok": None``.
+OpenVINO IR where openvino is not installed) gets ``"checkable": False`` and ``"ok": None``; so does one
+that fails no check but has one this host cannot make (``"ok": None`` on the check: the operators of an
+ONNX model for a provider not on this host, without the onnx package to list them).
 
 The package, one concern a module: facts (what a model file holds), shapes, onnx_ops and
 openvino_ops (operators: the runtime's answer where the target is on this host, else the documented

@@ -17,7 +17,8 @@ PASSED, FAILED, NOT_APPLICABLE, NOT_CHECKABLE = "ok", "FAIL", "n/a", "skip"
 
 def verdict(result: dict) -> str:
     """ok, FAIL, n/a (the profile has no runtime for the model's format) or skip (this host cannot read
-    the model's format); only FAIL is a model failing a check."""
+    the model's format, or lacks what a check needs and no other check failed); only FAIL is a model
+    failing a check."""
     if not result.get("applicable", True):
         return NOT_APPLICABLE
     if not result.get("checkable", True):
@@ -53,7 +54,9 @@ def check_model(profile: Profile | str | Path, model_path: str | Path, *, displa
     operators = check_operators_onnx if runtime == "onnxruntime" else check_operators_ir
     checks = [check_static_shapes(profile, facts), operators(profile, facts),
               check_precision(profile, facts, result["precision"])]
-    return {**result, "applicable": True, "ok": all(c["ok"] for c in checks), "checks": checks}
+    # a check this host cannot make (ok None) is no failure; the model is then only partly checked
+    ok = False if any(c["ok"] is False for c in checks) else None if any(c["ok"] is None for c in checks) else True
+    return {**result, "applicable": True, **({"checkable": False} if ok is None else {}), "ok": ok, "checks": checks}
 
 
 def check_all(profile: Profile | str | Path, models_dir: str | Path) -> list[dict]:

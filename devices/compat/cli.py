@@ -19,12 +19,13 @@ _MARKS = {True: "ok ", False: "no ", None: "-- "}  # None: not checked here
 
 
 def format_results(results: list[dict]) -> str:
-    """A line per model and profile; the reasons of failing checks (of every check when all pass)."""
+    """A line per model and profile; the reasons of failing and unchecked checks (of every check when
+    none fails)."""
     lines = []
     for r in results:
         lines.append(f"{r['profile']:<14} {verdict(r):<5} {r['model']}")
         for c in r["checks"]:
-            if not c["ok"] or r["ok"]:
+            if c["ok"] is not True or r["ok"] is not False:
                 lines.append(f"    {c['check']:<14} {_MARKS[c['ok']]} {c['reason']}")
     return "\n".join(lines)
 
@@ -33,7 +34,7 @@ def summary(results: list[dict]) -> str:
     counts = Counter(verdict(r) for r in results)
     return (f"{len(results)} model checks: {counts[PASSED]} ok, {counts[FAILED]} failed, "
             f"{counts[NOT_APPLICABLE]} not applicable (no runtime for the format), "
-            f"{counts[NOT_CHECKABLE]} not checkable here (format's reader not installed)")
+            f"{counts[NOT_CHECKABLE]} not checkable here (a package the checks need is not installed)")
 
 
 def main(argv: list[str] | None = None) -> int:

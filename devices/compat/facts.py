@@ -75,6 +75,9 @@ def _reader(module: str, path: Path):
         return importlib.import_module(module)
     except ImportError as exc:
         raise NotCheckable(f"{path}: cannot be checked here: {module} is not installed ({exc})") from exc
+    except Exception as exc:  # installed but broken (a missing shared library, say): still not a model failure
+        raise NotCheckable(f"{path}: cannot be checked here: {module} cannot be imported "
+                           f"({type(exc).__name__}: {exc})") from exc
 
 
 # --- ONNX ---------------------------------------------------------------------------------------------

@@ -108,10 +108,10 @@ def check_operators_onnx(profile: Profile, facts: ModelFacts) -> dict:
         return {**base, "ok": False, "source": "runtime",
                 "reason": f"{' > '.join(providers)} rejected the model ({host}): {error}"}
 
-    if not ops:
-        return {**base, "ok": False, "source": None,
-                "reason": "the onnx package is not installed here, so the graph's operators cannot be listed "
-                          f"for {', '.join(p for p in providers if p not in here)}, which this host lacks"}
+    if not ops:  # not a failure of the model: this host cannot tell (ok None, "not checked here")
+        return {**base, "ok": None, "source": None,
+                "reason": "not checked here: the onnx package is not installed, so the graph's operators cannot be "
+                          f"listed for {', '.join(p for p in providers if p not in here)}, which this host lacks"}
     chain = [(p, load_operator_list("onnxruntime", p)) for p in providers]
     unsupported, conditions, fallback = against_lists(ops, chain)
     result = {**base, "source": [listing.source for _, listing in chain if listing], "graph": how}

@@ -62,14 +62,26 @@ class OptimParams(Strict):
     weight_decay: float = Field(0.05, ge=0, le=10)
     warmup_epochs: float = Field(1.0, ge=0, le=1000)
     layer_decay: float = Field(1.0, gt=0, le=1)  # fine-tuning: lr x layer_decay per encoder block below the top
-    workers: int = Field(1, ge=1, le=64)  # fine-tuning on CPU: methods trained at once in forked processes
+    workers: int = Field(1, ge=1, le=64)  # on CPU: methods trained at once in forked processes
+    # early stopping on the validation metric (fine-tuning): stop after this many epochs without a gain and
+    # keep the best epoch's weights; null = train every epoch and keep the last
+    patience: int | None = Field(None, ge=1, le=1000)
     amp: bool = True  # mixed precision where a GPU is used; ignored on CPU
+
+
+class PretrainParams(OptimParams):
+    # equal_compute: `epochs` are the reference method's; every other method trains for the epochs
+    # that cost the same FLOPs (pipeline/training/budget.py), and also for `epochs` (the equal-epochs
+    # comparison, probed only). equal_epochs: every method trains for `epochs`.
+    budget: Literal["equal_compute", "equal_epochs"] = "equal_compute"
+    reference_method: Literal["mae", "simclr"] = "simclr"
 
 
 class ProbeParams(Strict):
     knn_k: int = Field(20, ge=1, le=1000)
     linear_C: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1)
     batch_size: int = Field(256, ge=1, le=65536)
+    label_fraction: float = Field(0.1, gt=0, le=1)  # the low-label probes: this share of the training labels
 
 
 def _task_params_model() -> type[Strict]:
@@ -109,6 +121,27 @@ class BaselineParams(Strict):
     knn_k: int = Field(5, ge=1, le=1000)
     pca_components: int = Field(64, ge=1, le=4096)  # before the Mahalanobis distance
     prior_boxes_per_class: int = Field(8, ge=1, le=1000)
+
+
+ROBUSTNESS_VARIANTS = ("pytorch", "onnx-fp32", "onnx-int8", "openvino-int8")
+
+
+class RobustnessParams(Strict):
+    """The task metric on corrupted test inputs (pipeline/evaluation/robustness.py)."""
+    severities: list[Annotated[int, Field(ge=1, le=5)]] = Field(default_factory=lambda: [1, 3, 5], min_length=1)
+    max_samples: int | None = Field(None, ge=2)  # test samples per corruption (a seeded, stratified pick); null = all
+    variants: list[Literal[ROBUSTNESS_VARIANTS]] = Field(default_factory=lambda: list(ROBUSTNESS_VARIANTS),
+                                                         min_length=1)
+
+    @field_validator("severities")
+    @classmethod
+    def _ascending_severities(cls, severities: list[int]) -> list[int]:
+        return sorted(_distinct(severities, "severity"))
+
+    @field_validator("variants")
+    @classmethod
+    def _distinct_variants(cls, variants: list[str]) -> list[str]:
+        return _distinct(variants, "variant")
 
 
 class ExportParams(Strict):
@@ -155,6 +188,12 @@ class BenchParams(Strict):
         return _distinct(names, "profile")
 
 
+class ReportParams(Strict):
+    # true: the report stage fails (after writing its outputs) when a task has no variant within its
+    # latency budget on a measured device (pipeline/report/results.py)
+    budget_gate: bool = False
+
+
 class DistributedParams(Strict):
     # processes per node for pretraining; >1 makes the stage launch itself under torchrun
     nproc_per_node: int = Field(1, ge=1, le=64)
@@ -167,7 +206,7 @@ class Params(Strict):
     encoder: EncoderParams = EncoderParams()
     mae: MaeParams = MaeParams()
     simclr: SimclrParams = SimclrParams()
-    pretrain: OptimParams = OptimParams()
+    pretrain: PretrainParams = PretrainParams()
     distributed: DistributedParams = DistributedParams()
     probe: ProbeParams = ProbeParams()
     baselines: BaselineParams = BaselineParams()
@@ -176,6 +215,8 @@ class Params(Strict):
     export: ExportParams = ExportParams()
     quantize: QuantizeParams = QuantizeParams()
     bench: BenchParams = BenchParams()
+    robustness: RobustnessParams = RobustnessParams()
+    report: ReportParams = ReportParams()
 
     @field_validator("methods")
     @classmethod

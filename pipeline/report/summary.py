@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from pipeline.config import paths
+from pipeline.report.comparison import comparison_section
+from pipeline.report.robustness import robustness_section
 from pipeline.report.tables import METRIC_NAMES, num, pct, table
 from pipeline.tasks.registry import get_task
 
@@ -18,9 +20,11 @@ def summary(params, load=load_metrics) -> str:
     lines = ["# Summary", "", "Every number below was measured by this pipeline run; "
              "see `dvc metrics show` for the raw values.", ""]
     lines += tasks_section(params, load) + baselines_section(params, load) + curves_section(params, load)
+    lines += comparison_section(params, load)
     for head in dict.fromkeys(spec.head for spec in params.tasks.values()):
         lines += get_task(head).report_section(params, load)
     lines += cost_section(params, load) + export_section(params, load) + latency_section()
+    lines += robustness_section(params, load)
     return "\n".join(lines)
 
 
@@ -38,6 +42,12 @@ def headline_metrics(params, load=load_metrics) -> dict:
     return out
 
 
+def best_method(finetuned: dict[str, dict]) -> str | None:
+    """The method a task ships: the best validation metric (test where there is none: anomaly tasks,
+    whose val split holds no anomalies, an optimistic pick)."""
+    return max(finetuned, key=lambda m: finetuned[m].get("val_metric", finetuned[m]["test_metric"]), default=None)
+
+
 def baselines_section(params, load) -> list[str]:
     """Each task's best fine-tuned method against its simple baseline. The method is picked on the val
     metric; anomaly tasks have no anomalies in val, so there it is the best on test (an optimistic pick)."""
@@ -46,8 +56,7 @@ def baselines_section(params, load) -> list[str]:
         base = load("baselines", task, "") or {}
         finetuned = {m: load("finetune", task, m) for m in params.methods}
         finetuned = {m: ft for m, ft in finetuned.items() if ft and ft.get("test_metric") is not None}
-        best = max(finetuned, key=lambda m: finetuned[m].get("val_metric", finetuned[m]["test_metric"]),
-                   default=None)
+        best = best_method(finetuned)
         metric, baseline = finetuned[best]["test_metric"] if best else None, base.get("test_metric")
         verdict = "n/a" if metric is None or baseline is None else "yes" if metric > baseline else "**no**"
         rows.append([task, METRIC_NAMES[spec.metric], base.get("model", "not run"), base.get("features", ""),
@@ -66,36 +75,52 @@ def curves_section(params, load) -> list[str]:
     rows = []
     for task, spec in params.tasks.items():
         for method in params.methods:
-            curve = (load("finetune", task, method) or {}).get("learning_curve") or []
+            finetuned = load("finetune", task, method) or {}
+            curve = finetuned.get("learning_curve") or []
             if not curve:
                 continue
             best_step, best = max(curve, key=lambda point: point[1])
             last_step, last = curve[-1]
             rising = len(curve) > 1 and last >= best and last - curve[-2][1] > 0.005
+            stopped = finetuned.get("stopped_at_epoch")
             rows.append([task, method, str(last_step), num(curve[0][1]), f"{num(best)} (step {best_step})", num(last),
-                         "**still rising**" if rising else "flat" if last >= best - 0.005 else "past its best"])
+                         "**still rising**" if rising else "flat" if last >= best - 0.005 else "past its best",
+                         f"early, after epoch {stopped}" if stopped else "no"])
     if not rows:
         return []
     return (["## Fine-tuning learning curves (validation metric after each epoch)", "",
              "The full curves are in `metrics/finetune/<task>/<method>.json` (`learning_curve`: step, val metric) "
-             "and in the dvclive plots.", ""]
-            + table(["task", "method", "steps", "after epoch 1", "best", "last", "at the end"], rows))
+             "and in the dvclive plots. With `finetune.patience` a run stops after that many epochs without a "
+             "validation gain and ships its best epoch's weights.", ""]
+            + table(["task", "method", "steps", "after epoch 1", "best", "last", "at the end", "stopped"], rows))
 
 
-def cost_section(params, load) -> list[str]:
-    rows = []
+def pretraining_runs(params, load):
+    """(modality, method, budget, run, metrics) for each pretraining run: a method's own run (at its budget)
+    and, where it was also trained at equal epochs, that run ("equal_epochs" in its metrics)."""
     for modality in params.modalities:
         for method in params.methods:
             m = load("pretrain", modality, method)
             if not m or not m.get("steps"):
                 continue
-            rows.append([modality, method, str(m["epochs"]), num(m["train_seconds"], ".1f"),
-                         num(m["samples_per_s"], ".1f"), num(m["peak_memory_mb"], ".0f") + f" ({m['memory_kind']})",
-                         m["device"], str(m["world_size"])])
+            if "equal_epochs" in m:
+                yield modality, method, "equal epochs", m["equal_epochs"], m
+            yield modality, method, m.get("budget", "equal_epochs").replace("_", " "), m, m
+
+
+def cost_section(params, load) -> list[str]:
+    rows = [[modality, method, budget, str(run["epochs"]), str(run["steps"]),
+             num(m.get("flops_per_sample", 0) / 1e6, ".1f"), num(run.get("total_flops", 0) / 1e12, ".2f"),
+             num(run["train_seconds"], ".1f"), num(run["samples_per_s"], ".1f"),
+             num(run["peak_memory_mb"], ".0f") + f" ({run['memory_kind']})", m["device"], str(m["world_size"])]
+            for modality, method, budget, run, m in pretraining_runs(params, load)]
     return (["## Pretraining cost", "",
-             "Same encoder, data and epochs for both methods. samples/s counts training images per second "
-             "of training-loop time (checkpoint writes excluded).", ""]
-            + table(["modality", "method", "epochs", "train s", "samples/s", "peak MB", "device", "processes"], rows))
+             "Same encoder and data for both methods. FLOPs per training sample (forward and backward) are "
+             "counted with torch.utils.flop_counter; at equal compute each method's total matches the reference "
+             "method's up to rounding to whole epochs. samples/s counts training samples per second of "
+             "training-loop time (checkpoint writes excluded; methods may train at once, one thread each).", ""]
+            + table(["modality", "method", "budget", "epochs", "steps", "MFLOP/sample", "TFLOP", "train s",
+                     "samples/s", "peak MB", "device", "processes"], rows))
 
 
 def export_section(params, load) -> list[str]:

@@ -2,12 +2,14 @@
 
 The onnxruntime/OpenVINO measurements, the compatibility checks, the reports brought back from the
 devices themselves and the `benchmark_app -hint latency` cross-check come from `devices` (no torch);
-this stage adds the PyTorch eager rows for the same models and inputs on this host's CPU.
+this stage adds the PyTorch eager rows for the same models and inputs on this host's CPU, and the GFLOP/s each
+model achieves at its largest batch (its FLOPs per inference, counted at export, from its metadata).
 """
 from __future__ import annotations
 
 import dataclasses
 import sys
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +19,10 @@ from devices.benchmark_app import cross_check
 from devices.compat import check_all
 from devices.io import write_json, write_text
 from devices.latency import judged_stats, measure
+from devices.metadata import decode_metadata, read_metadata
 from devices.profile import load_profile
-from devices.report import MEASURED, render_index, summary_metrics, with_brought_back, write_device_report
+from devices.report import (MEASURED, add_achieved_gflops, render_index, summary_metrics, with_brought_back,
+                            write_device_report)
 from devices.run import measure_here, random_input
 from pipeline.config import paths
 from pipeline.stages.common import start, task_modality
@@ -48,9 +52,26 @@ def eager_rows(params, profile) -> list[dict]:
 
                 stats = measure(run, x, profile.warmup_iterations, profile.min_iterations, profile.min_seconds)
                 rows.append({"model": f"{task}-{method} (models/finetune)", "runtime": "pytorch-eager", "target": "cpu",
-                             "precision": "fp32", "task": task, "batch": batch, "input_shape": list(x.shape),
+                             "precision": "fp32", "task": task, "method": method, "batch": batch,
+                             "input_shape": list(x.shape),
                              **judged_stats(stats, profile, task, batch)})
     return rows
+
+
+@cache
+def export_flops(task: str, method: str) -> int | None:
+    """FLOPs per inference the export stage counted for exports/<task>/<method>/ (None if it has no count)."""
+    path = paths.export_dir(task, method) / "model.onnx"
+    return decode_metadata(read_metadata(path)).get("flops_per_sample") if path.is_file() else None
+
+
+def row_flops(row: dict) -> int | None:
+    """A row's model FLOPs per inference: its export folder is <task>/<method>/ under exports/ (an eager row
+    names its method)."""
+    if "method" in row:
+        return export_flops(row["task"], row["method"])
+    parts = Path(row["model"]).parts
+    return export_flops(parts[0], parts[1]) if len(parts) > 2 else None
 
 
 def bench_profile(params, name: str) -> dict:
@@ -73,7 +94,7 @@ def bench_profile(params, name: str) -> dict:
         if "file" in item:
             print(f"bench {profile.name}: skipped: {item['file']}: {item['reason']}", file=sys.stderr)
     report["compatibility"] = compatibility
-    return report
+    return add_achieved_gflops(report, row_flops)
 
 
 def main() -> None:
