@@ -28,7 +28,7 @@ repro: setup
 	PATH="$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: setup
-	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -q -n auto --dist worksteal
 
 bench: setup
 	PATH="$(BIN):$$PATH" $(BIN)/python benchmarks/pretrain_cost.py
