@@ -24,10 +24,13 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
         if (ROOT / name).is_file():
             (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, tmp_path / name)
-    # the tiny profile without the keywords task and its audio modality: the machines modality runs the
-    # audio kind end to end (front end, spectrogram tokens, export), and each task costs a minute here
+    # the tiny profile without the keywords and motion tasks and their audio and video modalities, as each
+    # task costs about two minutes here: the machines modality runs the audio kind end to end (front end,
+    # spectrogram tokens, export); the video kind's stages are tested on their own (tests/test_video_modality.py,
+    # tests/test_robustness.py, tests/test_task_data.py)
     tiny = yaml.safe_load((ROOT / "tests" / "params.tiny.yaml").read_text())
-    del tiny["tasks"]["keywords"], tiny["modalities"]["audio"]
+    for task, modality in (("keywords", "audio"), ("motion", "video")):
+        del tiny["tasks"][task], tiny["modalities"][modality]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
