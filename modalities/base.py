@@ -85,6 +85,19 @@ class Modality(ABC):
         stored samples themselves (images and clips are stored as the uint8 an app decodes)."""
         return self.load_split(data_dir, split).x
 
+    @staticmethod
+    def kept_raw_arrays(data_dir: str | Path, split: str, keys: tuple[str, ...]) -> list[np.ndarray]:
+        """The raw-input arrays prepare keeps beside a split's samples (for the test split only)."""
+        path = Path(data_dir) / f"{split}.npz"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: split '{split}' not found; run the prepare stage first")
+        with np.load(path, allow_pickle=False) as arrays:
+            missing = [key for key in keys if key not in arrays.files]
+            if missing:
+                raise FileNotFoundError(f"{path}: no raw inputs ({', '.join(missing)}); prepare keeps them for the "
+                                        "test split only, since robustness runs were added: rerun prepare")
+            return [arrays[key] for key in keys]
+
     def encode_raw(self, raw, data_dir: str | Path) -> np.ndarray:
         """Raw inputs -> stored samples, as prepare computes them (encode_raw(raw_inputs(s)) == stored x)."""
         return np.asarray(raw)

@@ -78,7 +78,7 @@ def test_audio_raw_waveforms_encode_to_the_stored_test_spectrograms(tmp_path):
             assert arrays["waveform"].dtype == (np.int16 if name == "audio" else np.float32)
         with np.load(data_dir / "train.npz") as train:
             assert "waveform" not in train.files  # kept for test only
-        with pytest.raises(FileNotFoundError, match=r"train\.npz: no 'waveform' array.*rerun prepare"):
+        with pytest.raises(FileNotFoundError, match=r"train\.npz: no raw inputs \(waveform\).*rerun prepare"):
             modality.raw_inputs(data_dir, "train")
 
 

@@ -253,14 +253,8 @@ class AudioModality(Modality):
 
     def raw_inputs(self, data_dir: str | Path, split: str) -> np.ndarray:
         """The split's float32 waveforms (N, clip_samples) in [-1, 1]; prepare keeps them for test only."""
-        path = Path(data_dir) / f"{split}.npz"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: split '{split}' not found; run the prepare stage first")
-        with np.load(path, allow_pickle=False) as arrays:
-            if RAW_KEY not in arrays.files:
-                raise FileNotFoundError(f"{path}: no '{RAW_KEY}' array (raw waveforms are kept for the test split "
-                                        f"only, by prepare since robustness runs were added); rerun prepare")
-            return expand_waveforms(arrays[RAW_KEY])
+        (kept,) = self.kept_raw_arrays(data_dir, split, (RAW_KEY,))
+        return expand_waveforms(kept)
 
     def encode_raw(self, raw, data_dir: str | Path) -> np.ndarray:
         """Waveforms -> stored log-mel spectrograms (float16), the front end prepare runs."""

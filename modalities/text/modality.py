@@ -155,14 +155,7 @@ class TextModality(Modality):
 
     def raw_inputs(self, data_dir: str | Path, split: str) -> list[str]:
         """The split's texts as read from the source; prepare keeps them for the test split only."""
-        path = Path(data_dir) / f"{split}.npz"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: split '{split}' not found; run the prepare stage first")
-        with np.load(path, allow_pickle=False) as arrays:
-            if RAW_BYTES not in arrays.files:
-                raise FileNotFoundError(f"{path}: no raw texts ('{RAW_BYTES}'; kept for the test split only, by "
-                                        "prepare since robustness runs were added); rerun prepare")
-            return unpack_texts(arrays[RAW_BYTES], arrays[RAW_OFFSETS])
+        return unpack_texts(*self.kept_raw_arrays(data_dir, split, (RAW_BYTES, RAW_OFFSETS)))
 
     def encode_raw(self, raw, data_dir: str | Path) -> np.ndarray:
         """Texts -> stored ids with the tokenizer prepare trained (tokenizer.json in data_dir)."""

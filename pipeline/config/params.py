@@ -82,6 +82,7 @@ class ProbeParams(Strict):
     linear_C: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1)
     batch_size: int = Field(256, ge=1, le=65536)
     label_fraction: float = Field(0.1, gt=0, le=1)  # the low-label probes: this share of the training labels
+    workers: int = Field(1, ge=1, le=64)  # methods probed at once on CPU, one thread each
 
 
 def _task_params_model() -> type[Strict]:

@@ -24,7 +24,7 @@ from modalities import get_modality
 from modalities.base import UNLABELLED_FILE
 from pipeline.config import paths
 from pipeline.training.checkpoint import config_hash, save_weights
-from devices.io import split_sha256, write_json
+from devices.io import read_json, split_sha256, write_json
 from pipeline.models.methods import BETAS, OBJECTIVES, build_objective
 from pipeline.models.loading import fresh_encoder
 from pipeline.training.distributed import setup, teardown
@@ -80,30 +80,27 @@ def train_method(modality, method: str, params, optim, proc, x, y, checkpoint_di
     return encoder, objective, result
 
 
+def run_config(modality_name: str, method: str, params, optim, proc) -> dict:
+    """What a checkpoint must match to be resumed, and what models/pretrain/.../config.json records."""
+    return {"modality": modality_name, "method": method, "seed": params.seed,
+            "modality_params": params.modality(modality_name).model_dump(),
+            "encoder": params.encoder.model_dump(), "optim": optim.model_dump(),
+            "objective": getattr(params, method).model_dump() if method in BETAS else None,
+            "world_size": proc.world_size, "train_data": split_sha256(paths.data_dir(modality_name), "train")}
+
+
 def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict:
+    """Train (or, for random, initialise) the method's encoder at its budget; its metrics."""
     modality = get_modality(modality_name, params)
     optim = params.optim("pretrain", modality_name)
     proc = setup(amp=optim.amp)
     out = paths.pretrain_dir(modality_name, method)
-    config = {"modality": modality_name, "method": method, "seed": params.seed,
-              "modality_params": params.modality(modality_name).model_dump(),
-              "encoder": params.encoder.model_dump(), "optim": optim.model_dump(),
-              "objective": getattr(params, method).model_dump() if method in BETAS else None,
-              "world_size": proc.world_size, "train_data": split_sha256(paths.data_dir(modality_name), "train")}
+    config = run_config(modality_name, method, params, optim, proc)
     metrics = {"method": method, "modality": modality_name, "world_size": proc.world_size, "device": str(proc.device)}
     if method in BETAS:
         x, y = pretraining_data(modality)
         config["train_samples"] = len(x)
         epochs, budget = method_budget(modality, method, params, optim, x, y)
-        paths.equal_epochs_encoder(modality_name, method).unlink(missing_ok=True)
-        if epochs != optim.epochs:  # the equal-epochs run, for the comparison at equal epochs (probed only)
-            encoder, _, result = train_method(modality, method, params, optim, proc, x, y,
-                                              paths.checkpoint_dir("pretrain", modality_name, f"{method}-equal-epochs"),
-                                              {**config, "budget": "equal_epochs"})
-            if proc.is_main:
-                save_weights(encoder, paths.equal_epochs_encoder(modality_name, method))
-            budget["equal_epochs"] = {key: value for key, value in result.__dict__.items() if key != "curve"}
-            budget["equal_epochs"]["total_flops"] = budget["flops_per_sample"] * result.trained_samples
         optim = optim.model_copy(update={"epochs": epochs})
         config["optim"] = optim.model_dump()
         live = Live(str(paths.live_dir("pretrain", modality_name, method)), save_dvc_exp=False, dvcyaml=None) if proc.is_main else None
@@ -134,11 +131,54 @@ def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict
     return metrics
 
 
-def pretrain_method(method: str, args, params) -> None:
+def pretrain_equal_epochs(modality_name: str, method: str, params) -> dict | None:
+    """When the budget gives the method other epochs than the reference's, its run at the reference's epochs
+    (models/pretrain/<modality>/<method>/equal_epochs/, probed only, for the comparison at equal epochs): the
+    run's facts, or None when there is no such run."""
+    paths.equal_epochs_encoder(modality_name, method).unlink(missing_ok=True)
+    if method not in BETAS:
+        return None
+    modality = get_modality(modality_name, params)
+    optim = params.optim("pretrain", modality_name)
+    proc = setup(amp=optim.amp)
+    x, y = pretraining_data(modality)
+    epochs, budget = method_budget(modality, method, params, optim, x, y)
+    facts = None
+    if epochs != optim.epochs:
+        config = {**run_config(modality_name, method, params, optim, proc), "train_samples": len(x),
+                  "budget": "equal_epochs"}
+        encoder, _, result = train_method(modality, method, params, optim, proc, x, y,
+                                          paths.checkpoint_dir("pretrain", modality_name, f"{method}-equal-epochs"), config)
+        if proc.is_main:
+            save_weights(encoder, paths.equal_epochs_encoder(modality_name, method))
+        facts = {key: value for key, value in result.__dict__.items() if key != "curve"}
+        facts["total_flops"] = budget["flops_per_sample"] * result.trained_samples
+    teardown(proc)
+    return facts
+
+
+def pretrain_job(job: tuple[str, str], args, params):
+    method, run = job
+    if run == "equal_epochs":
+        return pretrain_equal_epochs(args.modality, method, params)
     metrics = pretrain(args.modality, method, params)
     if metrics.get("steps"):
         print(f"pretrain {args.modality}-{method}: {metrics['epochs']} epochs, loss {metrics['final_loss']:.4f}, "
               f"{metrics['total_flops'] / 1e12:.2f} TFLOP, {metrics['samples_per_s']:.1f} samples/s", flush=True)
+    return None
+
+
+def pretrain_jobs(methods: list[str]) -> list[tuple[str, str]]:
+    """Each method at its budget, then the equal-epochs runs: the longest jobs start first, so the shorter
+    equal-epochs runs fill in beside them (MAE at equal compute trains about as long as SimCLR plus MAE's
+    equal-epochs run)."""
+    return [(method, "budget") for method in methods] + [(method, "equal_epochs") for method in methods]
+
+
+def record_equal_epochs(modality_name: str, method: str, facts: dict) -> None:
+    """The equal-epochs run's facts, in the method's metrics beside its budgeted run's."""
+    path = paths.metrics_file("pretrain", modality_name, method)
+    write_json(path, {**read_json(path), "equal_epochs": facts})
 
 
 def main() -> None:
@@ -146,7 +186,12 @@ def main() -> None:
     relaunch_under_torchrun(params.distributed.nproc_per_node)
     # on CPU, methods train at once in single-thread processes (at equal compute their costs match)
     workers = 1 if torch.cuda.is_available() or "WORLD_SIZE" in os.environ else params.pretrain.workers
-    run_methods(partial(pretrain_method, args=args, params=params), selected_methods(args, params), workers)
+    jobs = pretrain_jobs(selected_methods(args, params))
+    results = run_methods(partial(pretrain_job, args=args, params=params), jobs, workers)
+    if int(os.environ.get("RANK", "0")) == 0:
+        for (method, _), facts in zip(jobs, results):
+            if facts is not None:
+                record_equal_epochs(args.modality, method, facts)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ A modality whose training split holds one class (anomaly data: normal samples on
 classify; its metrics say so, and its encoders are scored by the anomaly task instead."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
@@ -13,7 +15,7 @@ from pipeline.config import paths
 from pipeline.evaluation.probes import extract_features, knn_accuracy, label_subset, linear_probe
 from devices.io import write_json
 from pipeline.models.loading import pretrained_encoder
-from pipeline.stages.common import selected_methods, start
+from pipeline.stages.common import run_methods, selected_methods, start
 from pipeline.report.reconstructions import write_figure
 
 
@@ -43,23 +45,27 @@ def probe(modality, params, method: str, splits: dict, device: str) -> dict:
     return metrics
 
 
+def probe_method(method: str, modality, params, splits: dict, device: str) -> None:
+    if len(np.unique(splits["train"].y)) < 2:
+        metrics = {"modality": modality.name, "method": method,
+                   "note": "not applicable: the training split has one class (see the anomaly task)"}
+        print(f"probe {modality.name}-{method}: {metrics['note']}")
+    else:
+        metrics = probe(modality, params, method, splits, device)
+        print(f"probe {modality.name}-{method}: kNN {metrics['knn_test_accuracy']:.4f}, "
+              f"linear {metrics['linear_test_accuracy']:.4f}", flush=True)
+    write_json(paths.metrics_file("probe", modality.name, method), metrics)
+
+
 def main() -> None:
     args, params = start(__doc__, "modality", optional=("method",))
     modality = get_modality(args.modality, params)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     data_dir = paths.data_dir(args.modality)
     splits = {s: modality.load_split(data_dir, s) for s in ("train", "val", "test")}
-    classes = len(np.unique(splits["train"].y))
-    for method in selected_methods(args, params):
-        if classes < 2:
-            metrics = {"modality": args.modality, "method": method,
-                       "note": "not applicable: the training split has one class (see the anomaly task)"}
-            print(f"probe {args.modality}-{method}: {metrics['note']}")
-        else:
-            metrics = probe(modality, params, method, splits, device)
-            print(f"probe {args.modality}-{method}: kNN {metrics['knn_test_accuracy']:.4f}, "
-                  f"linear {metrics['linear_test_accuracy']:.4f}")
-        write_json(paths.metrics_file("probe", args.modality, method), metrics)
+    workers = 1 if device == "cuda" else params.probe.workers
+    run_methods(partial(probe_method, modality=modality, params=params, splits=splits, device=device),
+                selected_methods(args, params), workers)
     if "mae" in params.methods and not args.method:
         write_figure(modality, params)
 
