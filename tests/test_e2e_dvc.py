@@ -92,6 +92,12 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
         report = json.loads((tmp_path / f"reports/latency/{profile}.json").read_text())
         assert report["status"] == "not measured here" and not report["rows"] and report["compatibility"]
     assert "cpu-x86" in (tmp_path / "reports/latency/index.md").read_text()
+    for task in params["tasks"]:  # every export packaged with its full card
+        for method in params["methods"]:
+            card = (tmp_path / f"dist/{task}/{method}/MODEL_CARD.md").read_text()
+            assert "## Measured on devices" in card and "## Robustness" in card, (task, method)
+            assert (tmp_path / f"dist/{task}/{method}/model.onnx").read_bytes() == \
+                (tmp_path / f"exports/{task}/{method}/model.onnx").read_bytes()
     summary = (tmp_path / "reports/summary.md").read_text()
     for heading in ("Every task: fine-tuned, exported FP32 and INT8", "Every task against a simple baseline",
                     "Accuracy on the held-out test split",
