@@ -37,6 +37,7 @@ IMAGE = {"image_size": 16, "channels": 1, "patch_size": 8}
 VIDEO = {"kind": "video", "source": "anomaly", "frames": 4, "fps": 10.0, "frame_size": 16, "channels": 1,
          "tubelet_frames": 2, "patch_size": 8}
 VARIANTS = ["pytorch", "onnx-fp32", "onnx-int8", "openvino-int8"]
+PROBES = ["linear-probe", "linear-probe-equal-epochs"]  # classification tasks: the frozen encoders too
 LABELS = ["a", "b", "c"]
 
 
@@ -196,6 +197,15 @@ def project(tmp_path_factory):
             export_standard(model, image, export_dir, {"task": "digits", "method": method}, opset=17,
                             precisions=("fp32",))
             quantize_standard(export_dir, calibration)
+            # its pretrained encoder and the C its probe chose; mae was also trained at equal epochs
+            save_weights(_perturbed(fresh_encoder(image, params), method), paths.pretrain_dir("image", method) / "encoder.safetensors")
+            probe = {"linear_C": 1.0}
+            if method == "mae":
+                save_weights(_perturbed(fresh_encoder(image, params), "mae-equal-epochs"),
+                             paths.equal_epochs_encoder("image", method))
+                probe["equal_epochs"] = {"linear_C": 0.1}
+            paths.metrics_file("probe", "image", method).parent.mkdir(parents=True, exist_ok=True)
+            paths.metrics_file("probe", "image", method).write_text(json.dumps(probe))
 
         video = get_modality("surveillance", params)
         clips = rng.integers(0, 256, (20, 1, 4, 16, 16), dtype=np.uint8)
@@ -240,16 +250,18 @@ def test_stage_scores_every_method_and_variant_on_every_corruption(project, monk
     assert result["max_samples"] is None and result["chance"] == pytest.approx(6 / 16)
     assert set(result["models"]) == {"mae", "random"}
     for method, variants in result["models"].items():
-        assert list(variants) == VARIANTS
+        assert list(variants) == VARIANTS + PROBES
         for variant, m in variants.items():
             assert set(m) == {"clean", "by_corruption", "mean_corrupted", "relative_drop", "mce"}
             assert list(m["by_corruption"]) == ["noise", "dim"] and all(len(v) == 3 for v in m["by_corruption"].values())
             values = [v for vs in m["by_corruption"].values() for v in vs]
             assert all(0 <= v <= 1 for v in values) and m["mean_corrupted"] == pytest.approx(np.mean(values))
             assert m["relative_drop"] == pytest.approx((m["clean"] - m["mean_corrupted"]) / m["clean"])
-    for variant in VARIANTS:
+    for variant in VARIANTS + PROBES:
         assert result["models"]["random"][variant]["mce"] == pytest.approx(1.0)
         assert result["models"]["mae"][variant]["mce"] is not None
+    random = result["models"]["random"]  # one encoder at both budgets: the same figures
+    assert random["linear-probe"] == random["linear-probe-equal-epochs"]
     torch_model, fp32 = result["models"]["mae"]["pytorch"], result["models"]["mae"]["onnx-fp32"]
     assert abs(torch_model["clean"] - fp32["clean"]) <= 1 / 16  # the FP32 export answers as PyTorch does
     assert np.allclose(sum(torch_model["by_corruption"].values(), []), sum(fp32["by_corruption"].values(), []),
@@ -258,7 +270,7 @@ def test_stage_scores_every_method_and_variant_on_every_corruption(project, monk
     with open(curves_file("digits")) as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["method", "variant", "corruption", "severity", "metric"]
-    assert len(rows) == 2 * 4 * 2 * 4  # methods x variants x corruptions x (clean + 3 severities)
+    assert len(rows) == 2 * 6 * 2 * 4  # methods x variants x corruptions x (clean + 3 severities)
     for row in rows:
         m = result["models"][row["method"]][row["variant"]]
         expected = m["clean"] if row["severity"] == "0" else \
@@ -324,8 +336,10 @@ def test_summary_section_tables_and_verdicts():
     results = {
         "digits": {"task": "digits", "metric": "accuracy", "severities": [1], "corruptions": ["noise"],
                    "test_samples": 100, "seconds": 1.0, "max_samples": None, "chance": 0.1, "models": {
-                       "mae": {"pytorch": _entry(0.9, 0.8, 0.5), "onnx-int8": _entry(0.9, 0.6, 0.7)},
-                       "simclr": {"pytorch": _entry(0.85, 0.7, 0.6), "onnx-int8": _entry(0.85, 0.7, 0.6)},
+                       "mae": {"pytorch": _entry(0.9, 0.8, 0.5), "onnx-int8": _entry(0.9, 0.6, 0.7),
+                               "linear-probe": _entry(0.7, 0.5), "linear-probe-equal-epochs": _entry(0.6, 0.4)},
+                       "simclr": {"pytorch": _entry(0.85, 0.7, 0.6), "onnx-int8": _entry(0.85, 0.7, 0.6),
+                                  "linear-probe": _entry(0.8, 0.5), "linear-probe-equal-epochs": _entry(0.8, 0.5)},
                        "random": {"pytorch": _entry(0.5, 0.3, 1.0)}}},
         "faults": {"task": "faults", "metric": "auroc", "severities": [1], "corruptions": ["noise"],
                    "test_samples": 50, "seconds": 1.0, "max_samples": 50, "chance": 0.5, "models": {
@@ -338,9 +352,12 @@ def test_summary_section_tables_and_verdicts():
     assert "| mae | pytorch | 0.900 | 0.800 | 11.1% | 0.50 |" in text
     assert "| simclr | pytorch | 0.800 | 0.600 | 25.0% | n/a | 10.0% -> 50.0% |" in text
     assert "a seeded pick of 50 test samples" in text and "100 test samples" in text
-    assert ("- **image** (digits, pytorch): MAE more robust than SimCLR (mean corrupted 0.800 vs 0.700; "
-            "clean 0.900 vs 0.850). INT8 changes the answer: with onnx-int8 MAE is less robust (0.600 vs 0.700).") in text
-    assert ("- **machines** (faults, pytorch): MAE less robust than SimCLR (mean corrupted 0.510 vs 0.600; clean "
+    assert ("- **image** (digits, fine-tuned, pytorch): MAE more robust than SimCLR (mean corrupted 0.800 vs 0.700; "
+            "clean 0.900 vs 0.850). INT8 changes the answer: with onnx-int8 MAE is less robust (0.600 vs 0.700). "
+            "Frozen encoders with a linear probe: at equal epochs MAE is less robust than SimCLR (0.400 vs 0.500; "
+            "clean 0.600 vs 0.800); at equal compute MAE is as robust as SimCLR (0.500 vs 0.500; clean 0.700 vs "
+            "0.800).") in text
+    assert ("- **machines** (faults, fine-tuned, pytorch): MAE less robust than SimCLR (mean corrupted 0.510 vs 0.600; clean "
             "0.520 vs 0.800), though it loses less of its clean metric (1.9% vs 25.0%). MAE is near chance (0.500) "
             "when clean, so its robustness means little.") in text
 

@@ -9,6 +9,12 @@ corruption error against the random-init method's same variant: per corruption t
 summed over severities, divided by the random model's, averaged over corruptions (the random model's is
 1.0). Anomaly tasks corrupt normal and anomalous clips alike (AUROC) and add the false-alarm rate at the
 threshold the model ships with; detection keeps the boxes as they are.
+
+Classification tasks also measure, always, the frozen pretrained encoders with the linear probe the probe stage chose
+(its C, refitted on the training split): "linear-probe" is the encoder at its pretraining budget (equal
+compute), "linear-probe-equal-epochs" the one trained for the reference method's epochs. The same protocol at
+both budgets gives the MAE-versus-SimCLR robustness verdict at equal epochs as well as at equal compute,
+without fine-tuning a second MAE per task.
 """
 from __future__ import annotations
 
@@ -20,13 +26,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from devices.io import read_json, write_json, write_text
 from export.standard import IR_FILES, ONNX_FILES
 from pipeline.config import paths
+from pipeline.models.loading import pretrained_encoder
 from pipeline.tasks.models import finetuned_model, run_model, task_score
 
 VARIANT_FILES = {"onnx-fp32": ONNX_FILES["fp32"], "onnx-int8": ONNX_FILES["int8"], "openvino-int8": IR_FILES["int8"]}
+PROBE_VARIANTS = {"linear-probe": False, "linear-probe-equal-epochs": True}  # variant -> trained at equal epochs
 REFERENCE_METHOD = "random"  # mCE is relative to the random-init encoder's model
 CURVE_COLUMNS = ["method", "variant", "corruption", "severity", "metric"]
 CHANCE = {"auroc": 0.5, "map": 0.0}  # accuracy: the majority class's share of the test samples
@@ -117,6 +128,48 @@ def open_models(params, task: str, modality, methods: list[str], variants: list[
     return models
 
 
+def open_probes(params, modality, methods: list[str], configs: dict,
+                log: Callable[[str], None] = print) -> dict[tuple[str, str], tuple[Run, dict]]:
+    """{(method, probe variant): (run on model input, config)} for a modality whose training split has classes
+    (none for anomaly data). A method and budget whose encoder is the same (SimCLR, the reference, and random
+    init at both budgets) share one run, so it is computed once per input."""
+    train = modality.load_split(paths.data_dir(modality.name), "train")
+    if len(np.unique(train.y)) < 2:
+        return {}
+    x_train = model_input(modality, train.x)
+    runs, shared = {}, {}
+    for method in methods:
+        probe_file = paths.metrics_file("probe", modality.name, method)
+        if not probe_file.is_file() or method not in configs:
+            log(f"robustness: {probe_file} or the fine-tuned {method} model not found; its linear probes left out")
+            continue
+        probe = read_json(probe_file)
+        for variant in PROBE_VARIANTS:
+            equal_epochs = PROBE_VARIANTS[variant] and paths.equal_epochs_encoder(modality.name, method).is_file()
+            if (method, equal_epochs) not in shared:
+                chosen_c = (probe["equal_epochs"] if equal_epochs else probe)["linear_C"]
+                encoder = pretrained_encoder(modality, params, method, equal_epochs=equal_epochs)
+                shared[method, equal_epochs] = _linear_probe_run(encoder, x_train, train.y, chosen_c, params.seed)
+            runs[method, variant] = shared[method, equal_epochs], configs[method]
+    return runs
+
+
+def _linear_probe_run(encoder, x_train: np.ndarray, y_train: np.ndarray, chosen_c: float, seed: int) -> Run:
+    """The probe stage's linear probe (standardised features, logistic regression at the C it picked on val),
+    fitted on the training split; the run gives class log-probabilities, which the classifier's scorer reads
+    as logits."""
+    encoder.eval()
+
+    def features(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.cat([encoder.features(torch.from_numpy(np.ascontiguousarray(x[i:i + 256]))).float()
+                              for i in range(0, len(x), 256)]).numpy()
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=chosen_c, max_iter=2000, random_state=seed))
+    probe.fit(features(x_train), y_train)
+    return lambda x: [probe.predict_log_proba(features(x))]
+
+
 # ---- summary figures -----------------------------------------------------------------------------------
 
 def corruption_error(by_corruption: dict[str, list[float]], reference: dict[str, list[float]]) -> float | None:
@@ -181,10 +234,15 @@ def run_robustness(params, task: str, modality, corruptions: dict | None = None,
     test, raw = test.subset(chosen), take(raw, chosen)
     models = open_models(params, task, modality, list(params.methods), list(settings.variants), log)
     configs = {method: config for (method, _), (_, config) in models.items()}
+    models.update(open_probes(params, modality, list(params.methods), configs, log))
     scorers = {method: task_score(task_params, test, config) for method, config in configs.items()}
 
     def evaluate(x: np.ndarray) -> dict[tuple[str, str], dict]:
-        return {key: scorers[key[0]](run(x)) for key, (run, _) in models.items()}
+        outputs = {}  # by run: a shared probe runs once
+        for run, _ in models.values():
+            if id(run) not in outputs:
+                outputs[id(run)] = run(x)
+        return {key: scorers[key[0]](outputs[id(run)]) for key, (run, _) in models.items()}
 
     clean = evaluate(model_input(modality, test.x))
     results = {key: {"clean": s["test_metric"], "by_corruption": {}} for key, s in clean.items()}

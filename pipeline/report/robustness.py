@@ -10,6 +10,7 @@ from pipeline.report.tables import METRIC_NAMES, num, pct, table
 
 NEAR_CHANCE = 0.1  # a clean metric within this share of the range above chance (chance .. 1) is "near chance"
 INT8_VARIANTS = ("onnx-int8", "openvino-int8")
+FROZEN_VARIANTS = {"equal epochs": "linear-probe-equal-epochs", "equal compute": "linear-probe"}
 
 
 def _read(task: str) -> dict | None:
@@ -55,15 +56,16 @@ def _order(mae: float, simclr: float) -> str:
 
 
 def verdict(name: str, task: str, result: dict) -> str:
-    """One line: is MAE more or less robust than SimCLR on this task (mean corrupted metric, the PyTorch
-    model), what near-chance models mean for that, and whether INT8 changes the answer."""
+    """One line: is MAE more or less robust than SimCLR on this task (mean corrupted metric, the fine-tuned
+    PyTorch model), what near-chance models mean for that, whether INT8 changes the answer, and the frozen
+    encoders' answer at equal epochs and at equal compute."""
     variants = [v for v in ("pytorch", "onnx-fp32") if _compare(result, v)]
     if not variants:
         return f"- **{name}** ({task}): MAE and SimCLR were not both measured."
     variant = variants[0]
     mae, simclr, mae_clean, simclr_clean = _compare(result, variant)
     order = _order(mae, simclr)
-    line = (f"- **{name}** ({task}, {variant}): MAE {order} robust {'as' if order == 'as' else 'than'} SimCLR "
+    line = (f"- **{name}** ({task}, fine-tuned, {variant}): MAE {_than(mae, simclr)} SimCLR "
             f"(mean corrupted {mae:.3f} vs {simclr:.3f}; clean {mae_clean:.3f} vs {simclr_clean:.3f})")
     drops = [(c - m) / c if c > 0 else None for m, c in ((mae, mae_clean), (simclr, simclr_clean))]
     if None not in drops and order != "as" and drops[0] != drops[1] and (drops[0] > drops[1]) == (order == "more"):
@@ -86,7 +88,17 @@ def verdict(name: str, task: str, result: dict) -> str:
         line += " INT8 changes the answer: " + "; ".join(flips) + "."
     elif measured:
         line += f" INT8 ({', '.join(measured)}) gives the same answer."
+    frozen = [(budget, _compare(result, variant)) for budget, variant in FROZEN_VARIANTS.items()]
+    frozen = [f"at {budget} MAE is {_than(compared[0], compared[1])} SimCLR ({compared[0]:.3f} vs {compared[1]:.3f}; "
+              f"clean {compared[2]:.3f} vs {compared[3]:.3f})" for budget, compared in frozen if compared]
+    if frozen:
+        line += " Frozen encoders with a linear probe: " + "; ".join(frozen) + "."
     return line
+
+
+def _than(mae: float, simclr: float) -> str:
+    order = _order(mae, simclr)
+    return f"{order} robust {'as' if order == 'as' else 'than'}"
 
 
 def robustness_section(params, load) -> list[str]:
