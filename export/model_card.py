@@ -3,9 +3,9 @@ variant scores, where it runs, what it cannot do and the code it came from.
 
 The export stage gathers the facts (`card_facts`), puts the key ones into the model's metadata
 (`card_metadata`), keeps them all in metrics/export/<task>/<method>.json under "model_card" and writes
-exports/<task>/<method>/MODEL_CARD.md after quantizing. The package stage renders the same card from those
+exports/<task>/<method>/MODEL_CARD.md after quantizing. The report stage renders the same card from those
 metrics with what later stages measured: latency per device (reports/latency/*.json) and robustness
-(metrics/robustness/<task>.json) into dist/<task>/<method>/MODEL_CARD.md (`full_cards`, export/package.py).
+(metrics/robustness/<task>.json) into reports/model_cards/<task>-<method>.md (`report_cards`).
 """
 from __future__ import annotations
 
@@ -88,9 +88,9 @@ def render_card(export_metrics: Mapping[str, Any], quantize_metrics: Mapping[str
     return "\n".join(lines)
 
 
-def full_cards(tasks: Iterable[str], methods: Iterable[str], load: Callable[[str, str, str], dict | None],
-               latency_dir: str | Path, robustness_dir: str | Path) -> dict[tuple[str, str], str]:
-    """{(task, method): card} for every exported method, with the latency reports in `latency_dir` and
+def report_cards(tasks: Iterable[str], methods: Iterable[str], load: Callable[[str, str, str], dict | None],
+                 latency_dir: str | Path, robustness_dir: str | Path) -> dict[str, str]:
+    """{"<task>-<method>": card} for every exported method, with the latency reports in `latency_dir` and
     `robustness_dir`/<task>.json where it exists; `load(stage, task, method)` reads metrics/<stage>/."""
     reports = [json.loads(path.read_text()) for path in sorted(Path(latency_dir).glob("*.json"))]
     cards = {}
@@ -100,7 +100,7 @@ def full_cards(tasks: Iterable[str], methods: Iterable[str], load: Callable[[str
         for method in methods:
             exported = load("export", task, method)
             if exported:
-                cards[task, method] = render_card(exported, load("quantize", task, method), reports, robustness)
+                cards[f"{task}-{method}"] = render_card(exported, load("quantize", task, method), reports, robustness)
     return cards
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from export.metadata import dvc_outputs, encode_all, source_commit
-from export.model_card import CARD_FILE, card_facts, card_metadata, render_card, full_cards
+from export.model_card import CARD_FILE, card_facts, card_metadata, render_card, report_cards
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,9 +97,9 @@ def test_the_report_card_adds_latency_per_device_and_robustness(tmp_path):
         "onnx-int8": {"clean": 0.9, "by_corruption": {"noise": [0.8, 0.6], "blur": [0.85, 0.8]},
                       "mean_corrupted": 0.7625, "relative_drop": 0.153, "mce": None}}}}))
     metrics = {("export", "digits", "mae"): export_metrics(facts()), ("quantize", "digits", "mae"): QUANTIZE}
-    cards = full_cards(["digits"], ["mae", "simclr"], lambda *key: metrics.get(key), latency, robustness)
-    assert list(cards) == [("digits", "mae")]  # simclr was not exported
-    card = cards["digits", "mae"]
+    cards = report_cards(["digits"], ["mae", "simclr"], lambda *key: metrics.get(key), latency, robustness)
+    assert list(cards) == ["digits-mae"]  # simclr was not exported
+    card = cards["digits-mae"]
     assert "| `cpu-x86` | `model.onnx` | onnxruntime | fp32 | 8 | 1.500 | 2.000 | 600 | 15.50 | yes |" in card
     assert "- `intel-npu`: not measured here: no NPU on this host (reports/latency/intel-npu.md)" in card
     assert "compatibility checks: pass: none; fail: `model.onnx` (static_shape)" in card

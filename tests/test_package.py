@@ -1,4 +1,4 @@
-"""dist/<task>/<method>/ (export/package.py): every exported file, byte for byte, with the full model card,
+"""dist/<task>/<method>/ (pipeline/report/package.py): every exported file, byte for byte, with the full model card,
 nothing of an earlier package or of a killed export's scratch, and a clear error for a missing export."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from devices.model_files import SCRATCH_PREFIX
 from export.model_card import CARD_FILE
-from export.package import package_export, remove_unlisted
+from pipeline.report.package import package_export, remove_unlisted
 
 FILES = {"model.onnx": b"onnx", "model.int8.onnx": b"int8", "openvino/fp32/model.xml": b"<xml/>",
          "openvino/fp32/model.bin": b"bin", "targets/intel-npu/openvino/fp16/model.xml": b"<fp16/>",

@@ -13,7 +13,6 @@ CHECKPOINTS = Path("checkpoints")
 METRICS = Path("metrics")
 EXPORTS = Path("exports")
 REPORTS = Path("reports")
-DIST = Path("dist")  # what an app embeds: exports with their full model cards (export/package.py)
 LIVE = Path("dvclive")
 
 

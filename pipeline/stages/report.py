@@ -7,6 +7,7 @@ budget on a measured device."""
 from __future__ import annotations
 
 from devices.io import write_json, write_text
+from export.model_card import report_cards
 from pipeline.config import paths
 from pipeline.report.html import write_html
 from pipeline.report.results import enforce_budget_gate, write_results
@@ -20,6 +21,11 @@ def main() -> None:
     write_text(target, summary(params))
     write_json(paths.METRICS / "summary.json", headline_metrics(params))
     print(f"report: wrote {target} and {paths.METRICS / 'summary.json'}")
+    cards = report_cards(params.tasks, params.methods, load_metrics, paths.REPORTS / "latency",
+                         paths.METRICS / "robustness")
+    for name, card in cards.items():
+        write_text(paths.REPORTS / "model_cards" / f"{name}.md", card)
+    print(f"report: wrote {len(cards)} model cards in {paths.REPORTS / 'model_cards'}")
     gate = params.report.budget_gate
     failures = write_results(params.bench.profiles, list(params.tasks), paths.REPORTS / "latency", paths.METRICS,
                              paths.REPORTS, gate=gate)
