@@ -234,7 +234,8 @@ def run_robustness(params, task: str, modality, corruptions: dict | None = None,
     test, raw = test.subset(chosen), take(raw, chosen)
     models = open_models(params, task, modality, list(params.methods), list(settings.variants), log)
     configs = {method: config for (method, _), (_, config) in models.items()}
-    models.update(open_probes(params, modality, list(params.methods), configs, log))
+    if task_params.head == "classification":  # a linear probe stands in for a classification head only
+        models.update(open_probes(params, modality, list(params.methods), configs, log))
     scorers = {method: task_score(task_params, test, config) for method, config in configs.items()}
 
     def evaluate(x: np.ndarray) -> dict[tuple[str, str], dict]:
