@@ -169,9 +169,8 @@ def pretrain_job(job: tuple[str, str], args, params):
 
 
 def pretrain_jobs(methods: list[str]) -> list[tuple[str, str]]:
-    """Each method at its budget, then the equal-epochs runs: the longest jobs start first, so the shorter
-    equal-epochs runs fill in beside them (MAE at equal compute trains about as long as SimCLR plus MAE's
-    equal-epochs run)."""
+    """Each method at its budget, then the equal-epochs runs: the longest jobs start first, and with fewer
+    workers than runs the shorter equal-epochs runs fill in beside them."""
     return [(method, "budget") for method in methods] + [(method, "equal_epochs") for method in methods]
 
 
