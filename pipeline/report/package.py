@@ -2,10 +2,10 @@
 model card, the export stage's card completed with what the later stages measured (latency per device,
 robustness; export/model_card.py).
 
-The model files are hard links to those in exports/<task>/<method>/ (copies where the file system has no
-hard links): the package costs no disk space, and a file in it is byte for byte the one that was scored and
-benchmarked. Each package is built in a scratch folder and swapped in whole, so no file of an earlier run
-stays in it.
+The model files are hard links to those in exports/<task>/<method>/ where the file system allows (copies
+otherwise; DVC may turn the links into copies when it caches the folder): either way a file in the package is
+byte for byte the one that was scored and benchmarked. Each package is built in a scratch folder and swapped in
+whole, so no file of an earlier run stays in it.
 """
 from __future__ import annotations
 

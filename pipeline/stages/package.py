@@ -1,4 +1,4 @@
-"""package: dist/<task>/<method>/, what an app embeds: every exported variant of each model (hard links to
+"""package: dist/<task>/<method>/, what an app embeds: every exported variant of each model (the files of
 exports/<task>/<method>/) with its full MODEL_CARD.md, the card the report stage completed with the latency
 measured on each device and the robustness figures (reports/model_cards/<task>-<method>.md); see
 pipeline/report/package.py."""
