@@ -47,9 +47,12 @@ def test_pretrain_under_torchrun_with_two_cpu_processes(tmp_path):
     subprocess.run([sys.executable, "-m", "pipeline.stages.prepare", "--modality", "image"], cwd=tmp_path,
                    env=env, check=True)
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                    "-m", "pipeline.stages.pretrain", "--modality", "image", "--method", "simclr"],
+                    "-m", "pipeline.stages.pretrain", "--modality", "image", "--method", "mae"],
                    cwd=tmp_path, env=env, check=True, timeout=300)
-    metrics = json.loads((tmp_path / "metrics/pretrain/image/simclr.json").read_text())
+    metrics = json.loads((tmp_path / "metrics/pretrain/image/mae.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps"] > 0
-    assert (tmp_path / "models/pretrain/image/simclr/encoder.safetensors").is_file()
-    assert (tmp_path / "checkpoints/pretrain/image/simclr/state.json").is_file()
+    # MAE's equal-epochs run trains after its budgeted run, in the same process group
+    assert metrics["equal_epochs"]["steps"] > 0
+    assert (tmp_path / "models/pretrain/image/mae/encoder.safetensors").is_file()
+    assert (tmp_path / "models/pretrain/image/mae/equal_epochs/encoder.safetensors").is_file()
+    assert (tmp_path / "checkpoints/pretrain/image/mae/state.json").is_file()

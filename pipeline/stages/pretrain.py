@@ -127,7 +127,6 @@ def pretrain(modality_name: str, method: str, params, on_epoch_end=None) -> dict
             save_weights(objective, out / "objective.safetensors")
         write_json(out / "config.json", config)
         write_json(paths.metrics_file("pretrain", modality_name, method), metrics)
-    teardown(proc)
     return metrics
 
 
@@ -136,10 +135,10 @@ def pretrain_equal_epochs(modality_name: str, method: str, params) -> dict | Non
     (models/pretrain/<modality>/<method>/equal_epochs/, probed only, for the comparison at equal epochs): the
     run's facts, or None when there is no such run."""
     paths.equal_epochs_encoder(modality_name, method).unlink(missing_ok=True)
-    if method not in BETAS:
-        return None
-    modality = get_modality(modality_name, params)
     optim = params.optim("pretrain", modality_name)
+    if method not in BETAS or optim.budget == "equal_epochs" or method == optim.reference_method:
+        return None  # its budgeted run is already at the reference's epochs
+    modality = get_modality(modality_name, params)
     proc = setup(amp=optim.amp)
     x, y = pretraining_data(modality)
     epochs, budget = method_budget(modality, method, params, optim, x, y)
@@ -153,7 +152,6 @@ def pretrain_equal_epochs(modality_name: str, method: str, params) -> dict | Non
             save_weights(encoder, paths.equal_epochs_encoder(modality_name, method))
         facts = {key: value for key, value in result.__dict__.items() if key != "curve"}
         facts["total_flops"] = budget["flops_per_sample"] * result.trained_samples
-    teardown(proc)
     return facts
 
 
@@ -187,6 +185,9 @@ def main() -> None:
     workers = 1 if torch.cuda.is_available() or "WORLD_SIZE" in os.environ else params.pretrain.workers
     jobs = pretrain_jobs(selected_methods(args, params))
     results = run_methods(partial(pretrain_job, args=args, params=params), jobs, workers)
+    # one process group for all the jobs: a group destroyed and started again between jobs races, as a
+    # rank may still connect to a peer that has already left the new group
+    teardown()
     if int(os.environ.get("RANK", "0")) == 0:
         for (method, _), facts in zip(jobs, results):
             if facts is not None:
