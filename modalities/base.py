@@ -65,9 +65,7 @@ class Modality(ABC):
     def load_split(self, data_dir: str | Path, split: str) -> Split:
         """The saved split as the type it was saved as: Split, DetectionSplit or AnomalySplit."""
         data_dir = Path(data_dir)
-        path = data_dir / f"{split}.npz"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: split '{split}' not found; run the prepare stage first")
+        path = split_path(data_dir, split)
         manifest = json.loads((data_dir / "manifest.json").read_text())
         with np.load(path, allow_pickle=False) as arrays:
             loaded = split_from_arrays(arrays, manifest["labels"], str(path))
@@ -88,9 +86,7 @@ class Modality(ABC):
     @staticmethod
     def kept_raw_arrays(data_dir: str | Path, split: str, keys: tuple[str, ...]) -> list[np.ndarray]:
         """The raw-input arrays prepare keeps beside a split's samples (for the test split only)."""
-        path = Path(data_dir) / f"{split}.npz"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: split '{split}' not found; run the prepare stage first")
+        path = split_path(data_dir, split)
         with np.load(path, allow_pickle=False) as arrays:
             missing = [key for key in keys if key not in arrays.files]
             if missing:
@@ -213,3 +209,11 @@ class Modality(ABC):
         """Stored samples -> one float vector each, the standard features a simple model (logistic
         regression, Mahalanobis or kNN distance) is fitted on; by default the model input, flattened."""
         return self.to_input(torch.from_numpy(x)).flatten(1).float().numpy()
+
+
+def split_path(data_dir: str | Path, split: str) -> Path:
+    """The prepared split's file; a clear error when prepare has not written it."""
+    path = Path(data_dir) / f"{split}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split '{split}' not found; run the prepare stage first")
+    return path

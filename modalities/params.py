@@ -23,6 +23,7 @@ class OptimOverrides(Strict):
     lr: float | None = Field(None, gt=0, le=10)
     warmup_epochs: float | None = Field(None, ge=0, le=1000)
     layer_decay: float | None = Field(None, gt=0, le=1)
+    min_epochs: int | None = Field(None, ge=0, le=10000)
 
 
 class AnomalyCounts(Strict):

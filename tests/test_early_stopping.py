@@ -25,7 +25,7 @@ class Interrupted(Exception):
     pass
 
 
-def run(ckpt, patience=2, on_epoch_end=None, snapshots=None):
+def run(ckpt, patience=2, on_epoch_end=None, snapshots=None, min_epochs=0):
     model = Regression()
     x = torch.randn(32, 4, generator=torch.Generator().manual_seed(1))
     y = x.sum(1)
@@ -38,7 +38,8 @@ def run(ckpt, patience=2, on_epoch_end=None, snapshots=None):
         return SCRIPTED_VAL[len(calls) - 1 + evaluate.offset]
 
     evaluate.offset = 0
-    opt = OptimParams(epochs=len(SCRIPTED_VAL), batch_size=8, lr=0.01, warmup_epochs=0, patience=patience)
+    opt = OptimParams(epochs=len(SCRIPTED_VAL), batch_size=8, lr=0.01, warmup_epochs=0, patience=patience,
+                      min_epochs=min_epochs)
 
     def go(offset=0):
         evaluate.offset = offset
@@ -56,6 +57,13 @@ def test_stops_after_patience_and_keeps_the_best_epoch(tmp_path):
     assert [point[1] for point in result.curve] == SCRIPTED_VAL[:4]
     for name, value in model.state_dict().items():
         assert torch.equal(value, snapshots[1][name]), name  # the weights evaluated after epoch 2
+
+
+def test_no_stop_before_min_epochs(tmp_path):
+    # epochs 3 and 4 bring no gain, but the run may not stop before epoch 5, where the metric rises again
+    model, go = run(tmp_path / "m", min_epochs=5)
+    result = go()
+    assert (result.best_epoch, result.stopped_at_epoch, result.epochs) == (8, None, 8)
 
 
 def test_without_patience_every_epoch_runs_and_the_last_weights_stay(tmp_path):

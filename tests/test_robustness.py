@@ -13,6 +13,9 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from export.standard import export_standard, quantize_standard
 from modalities import get_modality
@@ -23,6 +26,7 @@ from modalities.video.modality import VideoModality
 from pipeline.config import params as params_mod
 from pipeline.config import paths
 from pipeline.config.params import parse
+from pipeline.evaluation.probes import extract_features, save_linear_probe
 from pipeline.evaluation.robustness import (capped_indices, corruption_error, curves_file, robustness_file,
                                             run_robustness)
 from pipeline.models.loading import fresh_encoder
@@ -197,15 +201,16 @@ def project(tmp_path_factory):
             export_standard(model, image, export_dir, {"task": "digits", "method": method}, opset=17,
                             precisions=("fp32",))
             quantize_standard(export_dir, calibration)
-            # its pretrained encoder and the C its probe chose; mae was also trained at equal epochs
-            save_weights(_perturbed(fresh_encoder(image, params), method), paths.pretrain_dir("image", method) / "encoder.safetensors")
-            probe = {"linear_C": 1.0}
+            # its pretrained encoder and the linear probe fitted on it; mae was also trained at equal epochs
+            encoders = {False: _perturbed(fresh_encoder(image, params), method)}
+            save_weights(encoders[False], paths.pretrain_dir("image", method) / "encoder.safetensors")
             if method == "mae":
-                save_weights(_perturbed(fresh_encoder(image, params), "mae-equal-epochs"),
-                             paths.equal_epochs_encoder("image", method))
-                probe["equal_epochs"] = {"linear_C": 0.1}
-            paths.metrics_file("probe", "image", method).parent.mkdir(parents=True, exist_ok=True)
-            paths.metrics_file("probe", "image", method).write_text(json.dumps(probe))
+                encoders[True] = _perturbed(fresh_encoder(image, params), "mae-equal-epochs")
+                save_weights(encoders[True], paths.equal_epochs_encoder("image", method))
+            for equal_epochs, encoder in encoders.items():
+                features = extract_features(encoder, image, x[:24], 8)
+                probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0)).fit(features, y[:24])
+                save_linear_probe(probe, paths.linear_probe_file("image", method, equal_epochs))
 
         video = get_modality("surveillance", params)
         clips = rng.integers(0, 256, (20, 1, 4, 16, 16), dtype=np.uint8)

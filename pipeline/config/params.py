@@ -66,6 +66,9 @@ class OptimParams(Strict):
     # early stopping on the validation metric (fine-tuning): stop after this many epochs without a gain and
     # keep the best epoch's weights; null = train every epoch and keep the last
     patience: int | None = Field(None, ge=1, le=1000)
+    # no early stop before this epoch: a task whose metric sits near zero for its first epochs (detection)
+    # would otherwise stop on noise
+    min_epochs: int = Field(0, ge=0, le=10000)
     amp: bool = True  # mixed precision where a GPU is used; ignored on CPU
 
 

@@ -30,6 +30,12 @@ def equal_epochs_encoder(modality: str, method: str) -> Path:
     return pretrain_dir(modality, method) / "equal_epochs" / "encoder.safetensors"
 
 
+def linear_probe_file(modality: str, method: str, equal_epochs: bool = False) -> Path:
+    """The probe stage's fitted linear probe on the method's frozen encoder (its equal-epochs encoder's)."""
+    folder = MODELS / "probe" / modality / method
+    return (folder / "equal_epochs" if equal_epochs else folder) / "linear_probe.safetensors"
+
+
 def finetune_dir(task: str, method: str) -> Path:
     return MODELS / "finetune" / task / method
 

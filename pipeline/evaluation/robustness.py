@@ -10,9 +10,9 @@ summed over severities, divided by the random model's, averaged over corruptions
 1.0). Anomaly tasks corrupt normal and anomalous clips alike (AUROC) and add the false-alarm rate at the
 threshold the model ships with; detection keeps the boxes as they are.
 
-Classification tasks also measure, always, the frozen pretrained encoders with the linear probe the probe stage chose
-(its C, refitted on the training split): "linear-probe" is the encoder at its pretraining budget (equal
-compute), "linear-probe-equal-epochs" the one trained for the reference method's epochs. The same protocol at
+Classification tasks also measure, always, the frozen pretrained encoders with the linear probe the probe stage
+fitted (models/probe/): "linear-probe" is the encoder at its pretraining budget (equal compute),
+"linear-probe-equal-epochs" the one trained for the reference method's epochs. The same protocol at
 both budgets gives the MAE-versus-SimCLR robustness verdict at equal epochs as well as at equal compute,
 without fine-tuning a second MAE per task.
 """
@@ -26,13 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-
 from devices.io import read_json, write_json, write_text
 from export.standard import IR_FILES, ONNX_FILES
 from pipeline.config import paths
+from pipeline.evaluation.probes import LinearProbe, extract_features
 from pipeline.models.loading import pretrained_encoder
 from pipeline.tasks.models import finetuned_model, run_model, task_score
 
@@ -130,44 +127,31 @@ def open_models(params, task: str, modality, methods: list[str], variants: list[
 
 def open_probes(params, modality, methods: list[str], configs: dict,
                 log: Callable[[str], None] = print) -> dict[tuple[str, str], tuple[Run, dict]]:
-    """{(method, probe variant): (run on model input, config)} for a modality whose training split has classes
-    (none for anomaly data). A method and budget whose encoder is the same (SimCLR, the reference, and random
+    """{(method, probe variant): (run on model input, config)}: each frozen encoder with the linear probe the
+    probe stage fitted on it. A method and budget whose encoder is the same (SimCLR, the reference, and random
     init at both budgets) share one run, so it is computed once per input."""
-    train = modality.load_split(paths.data_dir(modality.name), "train")
-    if len(np.unique(train.y)) < 2:
-        return {}
-    x_train = model_input(modality, train.x)
     runs, shared = {}, {}
     for method in methods:
-        probe_file = paths.metrics_file("probe", modality.name, method)
-        if not probe_file.is_file() or method not in configs:
-            log(f"robustness: {probe_file} or the fine-tuned {method} model not found; its linear probes left out")
+        if method not in configs:
+            log(f"robustness: the fine-tuned {method} model not found; its linear probes left out")
             continue
-        probe = read_json(probe_file)
-        for variant in PROBE_VARIANTS:
-            equal_epochs = PROBE_VARIANTS[variant] and paths.equal_epochs_encoder(modality.name, method).is_file()
+        for variant, at_equal_epochs in PROBE_VARIANTS.items():
+            equal_epochs = at_equal_epochs and paths.equal_epochs_encoder(modality.name, method).is_file()
             if (method, equal_epochs) not in shared:
-                chosen_c = (probe["equal_epochs"] if equal_epochs else probe)["linear_C"]
+                probe_file = paths.linear_probe_file(modality.name, method, equal_epochs)
+                if not probe_file.is_file():
+                    raise FileNotFoundError(f"{probe_file}: no linear probe of the {method} encoder; run the probe "
+                                            f"stage for modality '{modality.name}' first")
                 encoder = pretrained_encoder(modality, params, method, equal_epochs=equal_epochs)
-                shared[method, equal_epochs] = _linear_probe_run(encoder, x_train, train.y, chosen_c, params.seed)
+                shared[method, equal_epochs] = _linear_probe_run(encoder, LinearProbe(probe_file))
             runs[method, variant] = shared[method, equal_epochs], configs[method]
     return runs
 
 
-def _linear_probe_run(encoder, x_train: np.ndarray, y_train: np.ndarray, chosen_c: float, seed: int) -> Run:
-    """The probe stage's linear probe (standardised features, logistic regression at the C it picked on val),
-    fitted on the training split; the run gives class log-probabilities, which the classifier's scorer reads
-    as logits."""
-    encoder.eval()
-
-    def features(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return torch.cat([encoder.features(torch.from_numpy(np.ascontiguousarray(x[i:i + 256]))).float()
-                              for i in range(0, len(x), 256)]).numpy()
-
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=chosen_c, max_iter=2000, random_state=seed))
-    probe.fit(features(x_train), y_train)
-    return lambda x: [probe.predict_log_proba(features(x))]
+def _linear_probe_run(encoder, probe: LinearProbe) -> Run:
+    """The frozen encoder's features through the linear probe: class log-probabilities, which the classifier's
+    scorer reads as logits."""
+    return lambda x: [probe.log_proba(extract_features(encoder, None, x, 256))]
 
 
 # ---- summary figures -----------------------------------------------------------------------------------

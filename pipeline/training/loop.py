@@ -118,16 +118,17 @@ def rewind_live(live, saved: Path | None, step: int) -> None:
 
 
 class EarlyStopping:
-    """Stop when the validation metric has not improved for `patience` epochs and end with the best
-    epoch's weights (kept in memory and in each checkpoint, so a resumed run knows them). Off when
-    patience is None or nothing is evaluated."""
+    """Stop when the validation metric has not improved for `patience` epochs, but not before
+    `min_epochs`, and end with the best epoch's weights (kept in memory and in each checkpoint, so a
+    resumed run knows them). Off when patience is None or nothing is evaluated."""
 
     MIN_GAIN = 1e-4  # an improvement smaller than this is not one (ties keep the earlier, cheaper epoch)
 
-    def __init__(self, patience: int | None, curve: list, state: dict | None, desc: str, proc: TrainingProcess):
+    def __init__(self, patience: int | None, curve: list, state: dict | None, desc: str, proc: TrainingProcess,
+                 min_epochs: int = 0):
         if patience is not None and proc.distributed:
             raise ValueError(f"{desc}: early stopping (patience {patience}) needs a single training process")
-        self.patience, self.curve = patience, curve
+        self.patience, self.min_epochs, self.curve = patience, min_epochs, curve
         best = (state or {}).get("best")
         self.best_epoch, self.best_metric = (best[0], best[1]) if best else (None, -math.inf)
         self.best_weights = (state or {}).get("best_weights")
@@ -140,7 +141,7 @@ class EarlyStopping:
         if metric > self.best_metric + self.MIN_GAIN:
             self.best_epoch, self.best_metric = epoch, metric
             self.best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        self.stopped = epoch - self.best_epoch >= self.patience
+        self.stopped = epoch >= self.min_epochs and epoch - self.best_epoch >= self.patience
 
     def state(self) -> dict:
         return {} if self.best_epoch is None else {"best": [self.best_epoch, self.best_metric], "stopped": self.stopped}
@@ -203,7 +204,7 @@ def train(
 
     step, loss_value = start_epoch * steps_per_epoch, float(state["loss"]) if state else float("nan")
     curve = list(state.get("curve", [])) if state else []
-    stopper = EarlyStopping(getattr(opt, "patience", None), curve, state, desc, proc)
+    stopper = EarlyStopping(getattr(opt, "patience", None), curve, state, desc, proc, getattr(opt, "min_epochs", 0))
     if live is not None and proc.is_main:
         rewind_live(live, checkpoint_logs(state) if state else None, step)
     progress = Progress(desc, total_steps, step, enabled=proc.is_main)
