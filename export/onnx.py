@@ -37,6 +37,7 @@ LEGACY_MODELS = {
                        "quant_pre_process (symbolic shape inference, before INT8 quantization) fails: "
                        "TypeError: object of type 'NoneType' has no len()",
 }
+LEGACY_MODELS["TemporalKnnAnomalyModel"] = LEGACY_MODELS["KnnAnomalyModel"]  # it normalises the same way
 
 
 def exporter_for(model: torch.nn.Module, opset: int) -> tuple[str, str]:

@@ -10,8 +10,10 @@ from modalities import get_modality
 from modalities.audio.anomaly_readers import read_dcase, read_mimii
 from modalities.splits import ANOMALY, NORMAL, CorruptFileError, load_anomaly_split, save_anomaly_split
 from modalities.video.readers import read_anomaly_folder
-from pipeline.tasks.anomaly.scorers import (KnnAnomalyModel, ReconstructionAnomalyModel, anomaly_metadata, anomaly_scores,
-                              embedding_bank, fixed_masks, threshold_at_fpr, threshold_report)
+from pipeline.tasks.anomaly.scorers import (KnnAnomalyModel, ReconstructionAnomalyModel, TemporalKnnAnomalyModel,
+                                            anomaly_metadata, anomaly_scores, banked_distance, embedding_bank,
+                                            fixed_masks, temporal_differences, threshold_at_fpr, threshold_report)
+from pipeline.tasks.anomaly.task import temporal_scorer
 from pipeline.tasks.anomaly.metrics import anomaly_report, auroc, pauc, pauc_mcclish
 from pipeline.models.encoder import build_encoder
 from pipeline.models.mae import MAE
@@ -89,6 +91,72 @@ def test_knn_scorer_ranks_planted_anomalies_above_normal_samples(video_setup):
         KnnAnomalyModel(encoder, torch.zeros(2, 32), k=3)
 
 
+class LinearTokens(torch.nn.Module):
+    """A stand-in encoder whose tokens are a linear map of each tubelet's mean frame, with no position: its
+    pooled features are the same for a clip and the clip played backwards."""
+
+    embed_dim = 8
+
+    def __init__(self, modality):
+        super().__init__()
+        self.modality, self.frames = modality, modality.tubelet[0]
+        tubelet = modality.patchify(modality.example_input(1)).shape[-1]
+        self.proj = torch.nn.Linear(tubelet // self.frames, self.embed_dim)
+
+    def forward(self, x):
+        tubelets = self.modality.patchify(x)  # (B, N, frames x pixels), frames first
+        return self.proj(tubelets.unflatten(-1, (self.frames, -1)).mean(dim=2))
+
+    def features(self, x):
+        return self(x).mean(dim=1)
+
+
+def test_temporal_knn_scorer_sees_reversed_motion_that_pooled_features_cannot(video_setup):
+    modality, _ = video_setup
+    torch.manual_seed(0)
+    encoder = LinearTokens(modality).eval()
+
+    def brightening(n: int, seed: int) -> torch.Tensor:  # each clip brightens at its own rate
+        g = torch.Generator().manual_seed(seed)
+        start, rate = torch.rand(n, 1, 1, 1, 1, generator=g) * 0.4, 0.05 + torch.rand(n, 1, 1, 1, 1, generator=g) * 0.1
+        return (start + rate * torch.arange(4).view(1, 1, 4, 1, 1)).expand(n, 1, 4, 16, 16).contiguous()
+
+    normal = brightening(16, 1)
+    x = torch.cat([normal, normal.flip(2)])  # the anomalies: the same clips played backwards (darkening)
+    truth = np.repeat([0, 1], 16)
+    pooled = KnnAnomalyModel(encoder, embedding_bank(encoder, brightening(64, 0)), k=3)
+    temporal = temporal_scorer(encoder, modality, 3, brightening(64, 0))
+    assert np.allclose(anomaly_scores(pooled, x)[:16], anomaly_scores(pooled, x)[16:], atol=1e-5)  # blind to it
+    assert auroc(anomaly_scores(temporal, x), truth) == 1.0
+    assert temporal.describe()["token_grid"] == list(modality.grid) and temporal.describe()["time_axis"] == 0
+
+
+def test_temporal_differences_follow_the_time_axis_of_the_token_grid():
+    class Grid(torch.nn.Module):  # tokens = the input itself, (B, N, D)
+        def forward(self, x):
+            return x
+
+    tokens = torch.arange(2 * 6 * 1, dtype=torch.float32).view(2, 6, 1)  # a (2 mel, 3 time) grid, row-major
+    diffs = temporal_differences(Grid(), tokens, (2, 3), time_axis=1)
+    assert diffs.shape == (2, 4) and torch.equal(diffs, torch.ones(2, 4))  # next time step = next token
+    assert torch.equal(temporal_differences(Grid(), tokens, (2, 3), time_axis=0), torch.full((2, 3), 3.0))
+    assert TemporalKnnAnomalyModel.feature_size((2, 3), 1, 5) == 2 * 2 * 5
+    with pytest.raises(ValueError, match="needs? at least 2"):
+        TemporalKnnAnomalyModel(Grid(), torch.zeros(2, 4), 1, (2, 1), time_axis=1)
+
+
+def test_the_bank_product_in_blocks_equals_the_whole_product():
+    g = torch.Generator().manual_seed(0)
+    features, bank = torch.randn(5, 10, generator=g), torch.nn.functional.normalize(torch.randn(7, 10, generator=g), dim=-1)
+    assert torch.allclose(banked_distance(features, bank, 3, [slice(0, 3), slice(3, 6), slice(6, 10)]), banked_distance(features, bank, 3), atol=1e-6)
+
+
+def test_temporal_knn_on_a_modality_without_time_is_refused():
+    image = _modality("image")
+    with pytest.raises(ValueError, match="modality 'image' \\(kind image\\) has no known time axis"):
+        temporal_scorer(torch.nn.Identity(), image, 1, bank_size=2)
+
+
 @pytest.fixture(scope="module")
 def trained_mae(video_setup):
     """An MAE trained for a few steps on normal clips only (un-normalised pixel targets)."""
@@ -129,6 +197,7 @@ def exported(video_setup, trained_mae, tmp_path_factory):
     modality, encoder = video_setup
     x = torch.cat([_clips(3, 6, False), _clips(3, 7, True)])
     models = {"knn": KnnAnomalyModel(encoder, embedding_bank(encoder, _clips(16, 0, False)), k=4).eval(),
+              "temporal_knn": temporal_scorer(encoder, modality, 4, _clips(16, 0, False)).eval(),
               "reconstruction": ReconstructionAnomalyModel(trained_mae, fixed_masks(modality, 3, seed=1)).eval()}
     folder = tmp_path_factory.mktemp("anomaly")
     out = {}
@@ -143,7 +212,7 @@ def exported(video_setup, trained_mae, tmp_path_factory):
     return out, x.numpy()
 
 
-@pytest.mark.parametrize("name", ["knn", "reconstruction"])
+@pytest.mark.parametrize("name", ["knn", "temporal_knn", "reconstruction"])
 def test_exported_scorers_give_pytorchs_scores_in_onnxruntime_and_openvino(exported, name, tmp_path):
     import onnxruntime as ort
 
@@ -162,16 +231,17 @@ def test_exported_scorers_give_pytorchs_scores_in_onnxruntime_and_openvino(expor
         assert got.shape == reference.shape and np.allclose(got, reference, rtol=1e-4, atol=1e-5)
 
 
-def test_exported_knn_scorer_of_a_video_encoder_takes_int8(exported, tmp_path):
+@pytest.mark.parametrize("name", ["knn", "temporal_knn"])
+def test_exported_knn_scorer_of_a_video_encoder_takes_int8(exported, tmp_path, name):
     """onnxruntime's INT8 pre-processing (symbolic shape inference) failed on this graph at opset 18."""
     import onnxruntime as ort
 
     from export.quantize.onnx import quantize_onnx_int8
 
     models, x = exported
-    int8 = quantize_onnx_int8(models["knn"][0], tmp_path / "knn.int8.onnx", x)
+    int8 = quantize_onnx_int8(models[name][0], tmp_path / f"{name}.int8.onnx", x)
     (scores,) = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).run(["score"], {"video": x})
-    assert scores.shape == models["knn"][1].shape and np.isfinite(scores).all()
+    assert scores.shape == models[name][1].shape and np.isfinite(scores).all()
 
 
 # ---- generators ---------------------------------------------------------------------------------------

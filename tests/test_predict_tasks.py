@@ -67,11 +67,15 @@ def detector(tmp_path_factory):
 @pytest.fixture(scope="module", params=["surveillance", "machines"])
 def anomaly(request, tmp_path_factory):
     from pipeline.tasks.anomaly.scorers import KnnAnomalyModel, anomaly_metadata, embedding_bank
+    from pipeline.tasks.anomaly.task import temporal_scorer
 
     modality, encoder = _modality_and_encoder(request.param)
     shape = modality.input_spec()["shape"][1:]
     normal = torch.rand(16, *shape, generator=torch.Generator().manual_seed(1))
-    model = KnnAnomalyModel(encoder, embedding_bank(encoder, normal), k=3)
+    if modality.kind == "audio":  # the default run's scorer of machine sounds: kNN on token differences along time
+        model = temporal_scorer(encoder, modality, 3, normal)
+    else:
+        model = KnnAnomalyModel(encoder, embedding_bank(encoder, normal), k=3)
     root = tmp_path_factory.mktemp(request.param)
     exported = _export(model, modality, root / "faults" / "random", "faults", "anomaly", ["normal", "anomaly"],
                        anomaly_metadata(model, 0.5, 0.1))

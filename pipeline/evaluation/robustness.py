@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from devices.io import read_json, write_json, write_text
 from export.standard import IR_FILES, ONNX_FILES
 from pipeline.config import paths

@@ -15,8 +15,9 @@ class AnomalySettings(Strict):
     knn_k: int = Field(5, ge=1, le=1000)  # score = mean distance to the k nearest normal training embeddings
     target_false_alarm_rate: float = Field(0.1, gt=0, lt=1)  # the threshold flags this share of normal val samples
     max_fpr: float = Field(0.1, gt=0, le=1)  # partial AUROC up to this false-positive rate
-    # which scorer the exported MAE model uses (other methods always use knn)
-    scorer: Literal["knn", "reconstruction"] = "knn"
+    # the exported scorer: knn (pooled embeddings) | temporal_knn (token differences along time; video and
+    # audio) for every method | reconstruction (MAE only; the other methods then use knn)
+    scorer: Literal["knn", "temporal_knn", "reconstruction"] = "knn"
     reconstruction_masks: int = Field(4, ge=1, le=64)  # fixed masks averaged by the reconstruction scorer
 
 

@@ -1,12 +1,14 @@
 """Anomaly scoring with a pretrained (or random) encoder, trained on normal data only.
 
-Two deployable scorers, each mapping model input (B, ...) -> score (B,), higher = more anomalous:
+Three deployable scorers, each mapping model input (B, ...) -> score (B,), higher = more anomalous:
   * `KnnAnomalyModel`: mean cosine distance to the k nearest embeddings of normal training samples
     (encoder.features), so MAE, SimCLR and a random encoder are compared on the same scorer;
+  * `TemporalKnnAnomalyModel`: the same distance between how the tokens change along the time axis of
+    the token grid (video clips, spectrograms), which a pooled embedding averages away;
   * `ReconstructionAnomalyModel`: an MAE's reconstruction error over the hidden tokens, averaged over
     a fixed set of seeded masks, so the score is deterministic and the masks are graph constants.
-Both export with export.onnx.export_onnx(model, example, path, anomaly_metadata(...), input_name,
-model.output_names) (the kNN scorer always through the TorchScript exporter: export.onnx.LEGACY_MODELS); the
+All export with export.onnx.export_onnx(model, example, path, anomaly_metadata(...), input_name,
+model.output_names) (the kNN scorers always through the TorchScript exporter: export.onnx.LEGACY_MODELS); the
 kNN's top-k becomes an ONNX TopK.
 
 The decision threshold is set on validation NORMAL scores at a target false-alarm rate
@@ -28,13 +30,29 @@ from pipeline.models.mae import MAE
 
 
 @torch.no_grad()
-def embedding_bank(encoder: Encoder, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """encoder.features of normal training samples (model input) -> (M, D), in batches."""
+def embedding_bank(encoder: Encoder, x: torch.Tensor, batch_size: int = 256, features=None) -> torch.Tensor:
+    """`features` (default encoder.features) of normal training samples (model input) -> (M, F), in batches."""
+    features = encoder.features if features is None else features
     was_training = encoder.training
     encoder.eval()
-    bank = torch.cat([encoder.features(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
+    bank = torch.cat([features(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
     encoder.train(was_training)
     return bank
+
+
+def banked_distance(features: torch.Tensor, bank: torch.Tensor, k: int, blocks: list[slice] | None = None) -> torch.Tensor:
+    """Mean cosine distance of each row of `features` to its k nearest rows of the normalised `bank`.
+
+    Multiply-and-sum, not a MatMul: INT8 quantizers quantize MatMul/Gemm, and an 8-bit bank product erased
+    the small distance differences the score lives on (ORT INT8 AUROC 0.59 -> 0.50 on machine_faults-simclr);
+    this way the encoder is quantized and the distances stay float. Long features are summed over `blocks`
+    of their columns so the (B, M, block) product stays small."""
+    features = F.normalize(features, dim=-1)
+    if blocks is None:
+        similarity = (features.unsqueeze(1) * bank.unsqueeze(0)).sum(dim=-1)  # (B, M)
+    else:
+        similarity = sum((features[:, None, block] * bank[None, :, block]).sum(dim=-1) for block in blocks)
+    return (1 - similarity).topk(k, dim=1, largest=False).values.mean(dim=1)
 
 
 class KnnAnomalyModel(nn.Module):
@@ -51,15 +69,54 @@ class KnnAnomalyModel(nn.Module):
         self.register_buffer("bank", F.normalize(bank.float(), dim=-1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = F.normalize(self.encoder.features(x), dim=-1)
-        # multiply-and-sum, not a MatMul: INT8 quantizers quantize MatMul/Gemm, and an 8-bit bank
-        # product erased the small distance differences the score lives on (ORT INT8 AUROC 0.59 -> 0.50
-        # on machine_faults-simclr); this way the encoder is quantized and the distances stay float.
-        similarity = (features.unsqueeze(1) * self.bank.unsqueeze(0)).sum(dim=-1)  # (B, M)
-        return (1 - similarity).topk(self.k, dim=1, largest=False).values.mean(dim=1)
+        return banked_distance(self.encoder.features(x), self.bank, self.k)
 
     def describe(self) -> dict:
         return {"scorer": "knn", "distance": "cosine", "k": self.k, "bank_size": len(self.bank)}
+
+
+def temporal_differences(encoder: Encoder, x: torch.Tensor, grid: tuple[int, ...], time_axis: int) -> torch.Tensor:
+    """(B, F): the encoder's tokens laid out on the modality's token grid, differenced between consecutive
+    steps along its time axis, flattened. A frozen, reversed or sped-up motion, or a click in a sound,
+    changes these while a pooled embedding averages it away."""
+    tokens = encoder(x)
+    # a constant target shape: onnxruntime's shape inference (before INT8) fails on one built from Shape
+    steps = tokens.reshape(-1, *grid, tokens.shape[-1]).movedim(time_axis + 1, 1)  # (B, T, ..., D)
+    return (steps[:, 1:] - steps[:, :-1]).flatten(1)
+
+
+class TemporalKnnAnomalyModel(nn.Module):
+    """Deployable: x -> mean cosine distance to the k nearest normal training samples, compared by their
+    temporal token differences (temporal_differences); the bank is a buffer."""
+
+    output_names = ("score",)
+    BLOCK = 128  # features summed per block in the bank product (banked_distance)
+
+    def __init__(self, encoder: Encoder, bank: torch.Tensor, k: int, grid: tuple[int, ...], time_axis: int):
+        super().__init__()
+        if not 1 <= k <= len(bank):
+            raise ValueError(f"k must be between 1 and the bank size {len(bank)}, got {k}")
+        if grid[time_axis] < 2:
+            raise ValueError(f"the token grid {tuple(grid)} has {grid[time_axis]} step along its time axis "
+                             f"{time_axis}; temporal differences need at least 2")
+        self.encoder, self.k, self.grid, self.time_axis = encoder, k, tuple(grid), time_axis
+        self.register_buffer("bank", F.normalize(bank.float(), dim=-1))
+        size = bank.shape[1]
+        self.blocks = [slice(i, min(i + self.BLOCK, size)) for i in range(0, size, self.BLOCK)]
+
+    @staticmethod
+    def feature_size(grid: tuple[int, ...], time_axis: int, embed_dim: int) -> int:
+        return math.prod(grid) // grid[time_axis] * (grid[time_axis] - 1) * embed_dim
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return temporal_differences(self.encoder, x, self.grid, self.time_axis)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return banked_distance(self.features(x), self.bank, self.k, self.blocks)
+
+    def describe(self) -> dict:
+        return {"scorer": "temporal_knn", "distance": "cosine", "features": "token differences along time",
+                "k": self.k, "bank_size": len(self.bank), "token_grid": list(self.grid), "time_axis": self.time_axis}
 
 
 def fixed_masks(modality, count: int, seed: int) -> Mask:
@@ -140,7 +197,7 @@ def threshold_report(val_normal_scores: np.ndarray, test_scores: np.ndarray, tes
             "test_false_alarm_rate": test["false_alarm_rate"], "test_detection_rate": test["detection_rate"]}
 
 
-def anomaly_metadata(model: KnnAnomalyModel | ReconstructionAnomalyModel, threshold: float,
+def anomaly_metadata(model: KnnAnomalyModel | TemporalKnnAnomalyModel | ReconstructionAnomalyModel, threshold: float,
                      target_fpr: float) -> dict:
     """What an app needs to turn the exported score into a decision (goes into the model metadata)."""
     outputs = {"score": "(N,) anomaly score, higher = more anomalous"}

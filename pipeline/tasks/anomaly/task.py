@@ -1,6 +1,7 @@
 """Anomaly detection without labels: the encoder (pretrained on normal data only) scores inputs by the
-distance to the k nearest normal training embeddings; an MAE also by its reconstruction error. The
-threshold is set on validation normal data at the task's target false-alarm rate; scored by AUROC."""
+distance to the k nearest normal training embeddings, or to the k nearest normal token differences along
+time; an MAE also by its reconstruction error. The threshold is set on validation normal data at the
+task's target false-alarm rate; scored by AUROC."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,12 +11,33 @@ from pipeline.config import paths
 from pipeline.models.methods import build_objective
 from pipeline.report.tables import finetuned, num, pct, table
 from pipeline.tasks.anomaly.metrics import anomaly_report, rates_at
-from pipeline.tasks.anomaly.scorers import (KnnAnomalyModel, ReconstructionAnomalyModel, anomaly_metadata,
-                                            embedding_bank, fixed_masks, threshold_at_fpr)
+from pipeline.tasks.anomaly.scorers import (KnnAnomalyModel, ReconstructionAnomalyModel, TemporalKnnAnomalyModel,
+                                            anomaly_metadata, embedding_bank, fixed_masks, temporal_differences,
+                                            threshold_at_fpr)
 from pipeline.evaluation.baselines import distance_scorers, features_of
 from pipeline.tasks.base import Fitted, FitJob, Task, outputs_on, run_model
 from pipeline.training.checkpoint import load_weights
 from devices.io import write_json
+
+
+# the time axis of each modality kind's token grid (`modality.grid`): video (time, height, width), audio
+# (mel bands, time); the temporal kNN scorer differences the tokens along it
+TOKEN_TIME_AXIS = {"video": 0, "audio": 1}
+
+
+def temporal_scorer(encoder, modality, k: int, x_train: torch.Tensor | None = None,
+                    bank_size: int = 0) -> TemporalKnnAnomalyModel:
+    """The temporal kNN scorer on `modality`'s token grid, its bank from the normal training inputs x_train;
+    without them an empty bank of bank_size rows (to load saved weights into)."""
+    if modality.kind not in TOKEN_TIME_AXIS:
+        raise ValueError(f"anomaly.scorer temporal_knn: modality '{modality.name}' (kind {modality.kind}) has no "
+                         f"known time axis; it applies to kinds {sorted(TOKEN_TIME_AXIS)}")
+    grid, axis = tuple(modality.grid), TOKEN_TIME_AXIS[modality.kind]
+    if x_train is None:
+        bank = torch.zeros(bank_size, TemporalKnnAnomalyModel.feature_size(grid, axis, encoder.embed_dim))
+    else:
+        bank = embedding_bank(encoder, x_train, features=lambda x: temporal_differences(encoder, x, grid, axis))
+    return TemporalKnnAnomalyModel(encoder, bank, k, grid, axis)
 
 
 class AnomalyTask(Task):
@@ -24,16 +46,22 @@ class AnomalyTask(Task):
     def build(self, encoder, modality, params, config):
         if config["scorer"] == "knn":
             return KnnAnomalyModel(encoder, torch.zeros(config["bank_size"], encoder.embed_dim), config["k"])
+        if config["scorer"] == "temporal_knn":
+            return temporal_scorer(encoder, modality, config["k"], bank_size=config["bank_size"])
         mae = build_objective("mae", encoder, modality, params)
         return ReconstructionAnomalyModel(mae, fixed_masks(modality, config["masks"], params.seed))
 
     def fit(self, encoder, job: FitJob) -> Fitted:
-        """kNN scorer for every method; for MAE also the reconstruction scorer. Each gets its threshold
-        on validation normal data; the one the task's `anomaly.scorer` names (kNN for encoders without
-        an MAE decoder) is the deployable model, the others are scored for comparison."""
+        """kNN scorers (pooled, and temporal where the modality has a time axis) for every method; for MAE
+        also the reconstruction scorer. Each gets its threshold on validation normal data; the one the task's
+        `anomaly.scorer` names (kNN for encoders without an MAE decoder) is the deployable model, the others
+        are scored for comparison."""
         params, modality, settings = job.params, job.modality, job.task_params.anomaly
         x_train = modality.to_input(torch.from_numpy(job.splits["train"].x))
-        scorers = {"knn": KnnAnomalyModel(encoder, embedding_bank(encoder, x_train), min(settings.knn_k, len(x_train)))}
+        k = min(settings.knn_k, len(x_train))
+        scorers = {"knn": KnnAnomalyModel(encoder, embedding_bank(encoder, x_train), k)}
+        if modality.kind in TOKEN_TIME_AXIS or settings.scorer == "temporal_knn":  # else: a clear error
+            scorers["temporal_knn"] = temporal_scorer(encoder, modality, k, x_train)
         if job.method == "mae":
             mae = build_objective("mae", encoder, modality, params)
             load_weights(mae, paths.pretrain_dir(modality.name, "mae") / "objective.safetensors")
@@ -43,7 +71,7 @@ class AnomalyTask(Task):
                                              settings.target_false_alarm_rate)
                       for name, scorer in scorers.items()}
         deployed = settings.scorer if settings.scorer in scorers else "knn"
-        config = {"scorer": deployed, "threshold": thresholds[deployed], "k": scorers["knn"].k,
+        config = {"scorer": deployed, "threshold": thresholds[deployed], "k": k,
                   "bank_size": len(scorers["knn"].bank), "masks": settings.reconstruction_masks}
         alternatives = {name: (scorers[name], {**config, "threshold": thresholds[name]})
                         for name in scorers if name != deployed}
