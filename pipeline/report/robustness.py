@@ -69,8 +69,8 @@ def verdict(name: str, task: str, result: dict) -> str:
             f"(mean corrupted {mae:.3f} vs {simclr:.3f}; clean {mae_clean:.3f} vs {simclr_clean:.3f})")
     drops = [(c - m) / c if c > 0 else None for m, c in ((mae, mae_clean), (simclr, simclr_clean))]
     if None not in drops and order != "as" and drops[0] != drops[1] and (drops[0] > drops[1]) == (order == "more"):
-        line += f", though it loses {'more' if drops[0] > drops[1] else 'less'} of its clean metric " \
-                f"({pct(drops[0])} vs {pct(drops[1])})"
+        line += f", though it keeps {'less' if drops[0] > drops[1] else 'more'} of its clean metric " \
+                f"({pct(1 - drops[0])} vs {pct(1 - drops[1])} of it)"
     line += "."
     chance = result.get("chance")
     near = [method for method, clean in (("MAE", mae_clean), ("SimCLR", simclr_clean)) if _near_chance(clean, chance)]
