@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup repro test bench clean
 
-# Debian packages the embedded default data is built from (speech synthesisers, fortunes, clip art, machine sounds).
-DEBS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortunes openclipart-png openttd-opensfx catcodec
+# Debian packages the embedded default data is built from (speech synthesisers, fortunes, clip art, machine sounds),
+# and the headless browser tests/browser.py opens reports/index.html in (chromium with its chromedriver).
+DEBS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortunes openclipart-png openttd-opensfx catcodec \
+	chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml

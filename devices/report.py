@@ -14,6 +14,7 @@ from devices.io import write_json, write_text
 
 NOT_MEASURED = "not measured here"
 MEASURED = "measured"
+PARTIAL = "partial"  # written by devices.run after each model; "measured" once every model is done
 
 _NUMERIC_ROW_FIELDS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput")
 
@@ -188,6 +189,9 @@ def render_markdown(report: dict) -> str:
         return "\n".join(lines + _skipped_lines(report)) + render_compatibility(report.get("compatibility", []))
 
     lines += [f"Measured on {_host_line(report.get('host'))}, at {report.get('measured_at')}.", ""]
+    if report.get("models_total") and report.get("models_done", 0) < report["models_total"]:
+        lines += [f"**Partial run:** {report.get('models_done', 0)} of {report['models_total']} models were done "
+                  "when this report was written (the run was stopped or is still going).", ""]
     settings = report.get("settings") or {}
     if settings:
         threads = settings.get("threads")
@@ -224,6 +228,7 @@ def render_markdown(report: dict) -> str:
     if not rows:
         lines.append("| (no models measured) |" + " |" * (len(header) - 1))
     lines += _compute_rate_lines(rows, (report.get("host") or {}).get("matmul_peak"))
+    lines += _end_to_end_lines(rows)
     checked = [row for row in rows if row.get("cross_check")]
     if checked:
         lines += ["", "Cross-check with OpenVINO's `benchmark_app -hint latency` (batch 1, same model, measured "
@@ -251,6 +256,27 @@ def _compute_rate_lines(rows: list[dict], peak: dict | None) -> list[str]:
         share = f"{100 * row['gflops_per_s'] / peak['gflops_per_s']:.1f}%" if peak else "—"
         lines.append(f"| `{row['model']}` | {row['runtime']} | {row['precision']} | {row['batch']} | "
                      f"{row['flops_per_sample'] / 1e6:,.1f} | {row['gflops_per_s']:.2f} | {share} |")
+    return lines
+
+
+def _end_to_end_lines(rows: list[dict]) -> list[str]:
+    """Markdown lines: batch-1 latency from a raw input through the model's front end and the model."""
+    timed = [row for row in rows if row.get("e2e_front_end")]
+    if not timed:
+        return []
+    lines = ["", "End to end (front end + model), batch 1: each call starts from a raw input (a seeded random "
+                 "waveform of the model's clip length, or a fixed English sentence), runs the app's preprocessing "
+                 "with the export's front end (as devices.predict does) and hands the result to the model:", "",
+             "| model | runtime | precision | front end | e2e p50 | e2e p99 | model only p50 | note |",
+             "|---|---|---|---|---:|---:|---:|---|"]
+    for row in timed:
+        if "e2e_p50_ms" in row:
+            figures = [_ms(row["e2e_p50_ms"]), _ms(row["e2e_p99_ms"]), _ms(row["p50_ms"]), ""]
+        else:
+            figures = ["—", "—", _ms(row["p50_ms"]),
+                       "not measured: " + str(row.get("e2e_error")).replace("|", "/").replace("\n", " ")]
+        lines.append(f"| `{row['model']}` | {row['runtime']} | {row['precision']} | `{row['e2e_front_end']}` | "
+                     + " | ".join(figures) + " |")
     return lines
 
 

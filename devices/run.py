@@ -12,22 +12,33 @@ is skipped, named in the report and on stderr; the others are measured. A
 runtime/provider/device that the profile names but this host lacks stops the
 run with an error: nothing falls back to another provider. The profile alone
 chooses the targets: there is no --device or --provider option.
+
+As OpenVINO's benchmark_app: stderr says "k of N models" with the time left after each model,
+and names each model by its full path (rows and skipped entries carry it as "path"; "model" stays
+the path relative to --models). --out is rewritten after each model with status "partial", so a
+run stopped with Ctrl-C keeps what it measured; the last write has status "measured". Models whose
+metadata names a front end (audio frontend.onnx, text tokenizer.json) are also measured end to
+end at batch 1, raw input -> preprocessing -> model (devices/end_to_end.py).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from devices.end_to_end import measure_end_to_end
 from devices.latency import judged_stats, measure
 from devices.metadata import MetadataError, decode_metadata, validate_metadata
 from devices.model_files import find_models, runtime_of
 from devices.profile import Profile, ProfileError, host_arch, load_profile, precision_of
-from devices.report import not_measured_report, write_device_report
+from devices.report import MEASURED, PARTIAL, not_measured_report, write_device_report
 from devices.runtimes import UnreadableModel, open_session
 from devices.system_info import describe_host
 
@@ -123,13 +134,90 @@ def random_input(rng: np.random.Generator, shape, dtype, metadata: dict, where: 
     raise ModelInputError(f"{where} is {dtype}; only float and integer inputs are measured")
 
 
+def _measure_one(path: Path, root: Path, profile: Profile, task_of_model: str, rng: np.random.Generator,
+                 rows: list[dict], skipped: list[dict], log) -> None:
+    """Measure one model at each of the profile's batch sizes, appending to `rows` and `skipped`."""
+    rel, full = path.relative_to(root).as_posix(), os.path.abspath(path)
+    names = {"model": rel, "path": full}
+    runtime = runtime_of(path)
+    if runtime not in profile.runtimes:
+        skipped.append({**names, "batch": None, "reason": f"profile '{profile.name}' has no {runtime} runtime"})
+        log(f"skip {full}: profile has no {runtime} runtime")
+        return
+
+    try:
+        session = _open(path, profile)
+        validate_metadata(path, decode_metadata(session.metadata), session.input_shape, session.input_dtype)
+    except (UnreadableModel, MetadataError) as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        skipped.append({**names, "batch": None, "reason": reason})
+        log(f"skipped: {full}: {reason}")
+        return
+    if session.input_count != 1:
+        raise ModelInputError(f"{full}: has {session.input_count} inputs; only single-input models are measured")
+    precision = precision_of(session.metadata, rel)
+    if precision not in profile.precisions:
+        skipped.append({**names, "batch": None,
+                        "reason": f"precision '{precision}' is not in the profile's {list(profile.precisions)}"})
+        log(f"skip {full}: precision {precision} not in profile")
+        return
+    task = session.metadata.get("task") or None
+    if task_of_model != "auto":
+        if task is not None and task != task_of_model:
+            raise ValueError(f"{full}: metadata says task '{task}' but --task-of-model is '{task_of_model}'")
+        task = task_of_model
+    dtype = session.input_dtype
+
+    for batch in profile.batch_sizes:
+        shape = input_shape_for(full, session.input_name, session.input_shape, batch)
+        if shape is None:
+            reason = f"input batch axis is fixed to {session.input_shape[0]}"
+            skipped.append({**names, "batch": batch, "reason": reason})
+            log(f"skip {full} batch {batch}: {reason}")
+            continue
+        x = random_input(rng, shape, dtype, session.metadata, f"{full}: input '{session.input_name}'")
+        bound = session.bind(x)
+        stats = measure(lambda _: bound(), x, profile.warmup_iterations, profile.min_iterations,
+                        profile.min_seconds)
+        row = {**names, "runtime": runtime, "target": profile.runtimes[runtime], "precision": precision,
+               "task": task, "batch": batch, "input_shape": list(shape), **judged_stats(stats, profile, task, batch)}
+        log(f"{full} [{runtime} {precision}] batch {batch}: p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms, "
+            f"{stats['throughput']:.0f} samples/s ({stats['iterations']} runs)")
+        if batch == 1:
+            row.update(measure_end_to_end(session, path, profile))
+            if "e2e_error" in row:
+                log(f"{full} end to end with {row['e2e_front_end']}: not measured: {row['e2e_error']}")
+            elif "e2e_front_end" in row:
+                log(f"{full} end to end with {row['e2e_front_end']} batch 1: p50 {row['e2e_p50_ms']:.3f} ms, "
+                    f"p99 {row['e2e_p99_ms']:.3f} ms ({row['e2e_iterations']} runs)")
+        rows.append(row)
+    del session
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 0.5:
+        return "under 1 s"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
+
+
 def measure_models(
     profile: Profile,
     models_dir: str | Path,
     task_of_model: str = "auto",
     log=_log,
+    on_model: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Measure every model under ``models_dir`` on ``profile``; returns the report dict."""
+    """Measure every model under ``models_dir`` on ``profile``; returns the report dict.
+
+    Logs "k of N models" with an estimate of the time left after each model. ``on_model``, if given, gets
+    the report so far after each model, with status "partial" and "models_done" of "models_total" (what
+    ``main`` writes to --out, so a run that is stopped keeps what it measured).
+    """
     check_runtimes_available(profile)
     root = Path(models_dir)
     models = find_models(root, profile.name)
@@ -139,68 +227,38 @@ def measure_models(
     rows: list[dict] = []
     skipped: list[dict] = []
     rng = np.random.default_rng(0)
-    for path in models:
-        rel = path.relative_to(root).as_posix()
-        runtime = runtime_of(path)
-        if runtime not in profile.runtimes:
-            skipped.append({"model": rel, "batch": None, "reason": f"profile '{profile.name}' has no {runtime} runtime"})
-            log(f"skip {rel}: profile has no {runtime} runtime")
-            continue
-
-        try:
-            session = _open(path, profile)
-            validate_metadata(path, decode_metadata(session.metadata), session.input_shape, session.input_dtype)
-        except (UnreadableModel, MetadataError) as exc:
-            reason = str(exc).removeprefix(f"{path}: ")
-            skipped.append({"model": rel, "batch": None, "reason": reason})
-            log(f"skipped: {rel}: {reason}")
-            continue
-        if session.input_count != 1:
-            raise ModelInputError(f"{rel}: has {session.input_count} inputs; only single-input models are measured")
-        precision = precision_of(session.metadata, rel)
-        if precision not in profile.precisions:
-            skipped.append({"model": rel, "batch": None, "reason": f"precision '{precision}' is not in the profile's {list(profile.precisions)}"})
-            log(f"skip {rel}: precision {precision} not in profile")
-            continue
-        task = session.metadata.get("task") or None
-        if task_of_model != "auto":
-            if task is not None and task != task_of_model:
-                raise ValueError(f"{rel}: metadata says task '{task}' but --task-of-model is '{task_of_model}'")
-            task = task_of_model
-        dtype = session.input_dtype
-
-        for batch in profile.batch_sizes:
-            shape = input_shape_for(rel, session.input_name, session.input_shape, batch)
-            if shape is None:
-                reason = f"input batch axis is fixed to {session.input_shape[0]}"
-                skipped.append({"model": rel, "batch": batch, "reason": reason})
-                log(f"skip {rel} batch {batch}: {reason}")
-                continue
-            x = random_input(rng, shape, dtype, session.metadata, f"{rel}: input '{session.input_name}'")
-            bound = session.bind(x)
-            stats = measure(lambda _: bound(), x, profile.warmup_iterations, profile.min_iterations,
-                            profile.min_seconds)
-            rows.append({"model": rel, "runtime": runtime, "target": profile.runtimes[runtime], "precision": precision,
-                         "task": task, "batch": batch, "input_shape": list(shape),
-                         **judged_stats(stats, profile, task, batch)})
-            log(f"{rel} [{runtime} {precision}] batch {batch}: p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms, "
-                f"{stats['throughput']:.0f} samples/s ({stats['iterations']} runs)")
-        del session
+    total = len(models)
+    log(f"measuring {total} models under {os.path.abspath(root)} on '{profile.name}'")
+    start, host = time.monotonic(), {}
+    for done, path in enumerate(models, 1):
+        _measure_one(path, root, profile, task_of_model, rng, rows, skipped, log)
+        per_model = (time.monotonic() - start) / done
+        left = f", about {_duration(per_model * (total - done))} left" if done < total else ""
+        log(f"{done} of {total} models ({os.path.abspath(path)}){left}")
+        if on_model is not None:
+            host = host or describe_host()  # once: it times a matmul
+            on_model(_report(profile, root, rows, skipped, host, PARTIAL, models_done=done, models_total=total))
 
     if not rows:
         raise RuntimeError(
             f"no model under {root} could be measured on '{profile.name}': "
-            + "; ".join(f"{s['model']}: {s['reason']}" for s in skipped)
+            + "; ".join(f"{s['path']}: {s['reason']}" for s in skipped)
         )
+    return _report(profile, root, rows, skipped, host or describe_host(), MEASURED)
+
+
+def _report(profile: Profile, root: Path, rows: list[dict], skipped: list[dict], host: dict, status: str,
+            **counts) -> dict:
     return {
         "profile": profile.name,
-        "status": "measured",
-        "host": describe_host(),
+        "status": status,
+        **counts,
+        "host": host,
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": profile.to_dict(),
         "models_dir": str(root),
-        "rows": rows,
-        "skipped": skipped,
+        "rows": list(rows),
+        "skipped": list(skipped),
     }
 
 
@@ -242,12 +300,27 @@ def main(argv: list[str] | None = None) -> int:
     for option, value in (("--device", args.device), ("--provider", args.provider)):
         if value is not None:
             parser.error(_no_target_option(option, value, args.models, args.profile))
+    kept = {"models_done": 0, "models_total": None}
+
+    def keep(partial: dict) -> None:  # after each model, so a stopped run leaves what it measured
+        write_device_report(partial, args.out, None)
+        kept.update(models_done=partial["models_done"], models_total=partial["models_total"])
+
+    def what_was_kept() -> str:
+        if not kept["models_done"]:
+            return f"no model was finished, {args.out} was not written"
+        return (f"{args.out} keeps the {kept['models_done']} of {kept['models_total']} models measured "
+                f"(status '{PARTIAL}')")
+
     try:
         profile = load_profile(args.profile)
-        report = measure_models(profile, args.models, args.task_of_model)
+        report = measure_models(profile, args.models, args.task_of_model, on_model=keep)
         write_device_report(report, args.out, args.md)
+    except KeyboardInterrupt:
+        print(f"interrupted: {what_was_kept()}", file=sys.stderr)
+        return 130
     except (ProfileError, RuntimeUnavailable, ModelInputError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}" + (f" ({what_was_kept()})" if kept["models_done"] else ""), file=sys.stderr)
         return 2
     _log(f"wrote {args.out}" + (f" and {args.md}" if args.md else "") + f" ({len(report['rows'])} rows)")
     return 0

@@ -148,7 +148,7 @@ def test_a_corrupt_model_is_named_and_the_good_one_measured(tmp_path):
     assert [r["model"] for r in report["rows"]] == ["a/good.onnx"]
     [skip] = report["skipped"]
     assert skip["model"] == "b/corrupt.onnx" and skip["reason"].startswith("onnxruntime cannot load this model")
-    assert "skipped: b/corrupt.onnx: onnxruntime cannot load this model" in proc.stderr
+    assert f"skipped: {models / 'b' / 'corrupt.onnx'}: onnxruntime cannot load this model" in proc.stderr
     assert "`b/corrupt.onnx`: onnxruntime cannot load" in (tmp_path / "report.md").read_text()
 
 

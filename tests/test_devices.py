@@ -390,7 +390,8 @@ def test_fixed_batch_model_skips_other_batches(tmp_path):
     profile = load_profile(write_profile(tmp_path, GOOD_PROFILE.replace("min_iterations = 20", "min_iterations = 5")))
     report = measure_models(profile, models, log=lambda m: None)
     assert [r["batch"] for r in report["rows"]] == [1]
-    assert report["skipped"] == [{"model": "fixed_fp32.onnx", "batch": 32, "reason": "input batch axis is fixed to 1"}]
+    assert report["skipped"] == [{"model": "fixed_fp32.onnx", "path": str(models / "fixed_fp32.onnx"), "batch": 32,
+                                  "reason": "input batch axis is fixed to 1"}]
 
 
 # --- reports ------------------------------------------------------------------------------------

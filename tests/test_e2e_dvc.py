@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.browser import open_report, problems
 from tests.conftest import ROOT
 
 
@@ -62,7 +63,7 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
         if params["tasks"][task].get("head", "classification") == "classification":  # and the frozen encoders
             expected += ["linear-probe", "linear-probe-equal-epochs"]
         assert all(list(variants) == expected for variants in robustness["models"].values()), task
-        assert (tmp_path / f"metrics/robustness/{task}_curves.csv").is_file()
+        assert (tmp_path / f"metrics/robustness/curves/{task}.csv").is_file()
     assert names == {"metrics/summary.json"}  # the compact headline file; the detail files sit beside it
     headline = json.loads((tmp_path / "metrics/summary.json").read_text())
     assert set(headline) == set(params["tasks"])
@@ -109,6 +110,8 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
         assert heading in summary
     for task in params["tasks"]:
         assert f"| {task} |" in summary
+    page = open_report(tmp_path / "reports/index.html", ROOT / "tests/artifacts/report-tiny-run.png")  # a real browser
+    assert not problems(page), page
     # a second repro has nothing to do: every stage's deps and outs are declared
     status = run(dvc + ["status"], tmp_path, env)
     assert "didn't change" in status or "up to date" in status
@@ -117,7 +120,7 @@ def test_dvc_repro_on_tiny_profile(tmp_path):
     with open(tmp_path / "data/image/manifest.json", "a") as f:
         f.write(" ")
     assert _changed_stages(dvc, tmp_path, env) == {"pretrain@image", "probe@image", "finetune@digits", "export@digits",
-                                                   "baselines@digits", "robustness@digits", "prepare@image"}
+                                                   "baselines@digits", "robustness", "prepare@image"}
     run(dvc + ["checkout", "--force", "data/image"], tmp_path, env)
     # a module touched: exactly the stages that import it
     with open(tmp_path / "pipeline/tasks/detection/head.py", "a") as f:

@@ -48,7 +48,7 @@ def robustness_file(task: str) -> Path:
 
 
 def curves_file(task: str) -> Path:
-    return paths.METRICS / "robustness" / f"{task}_curves.csv"
+    return paths.METRICS / "robustness" / "curves" / f"{task}.csv"
 
 
 # ---- inputs ---------------------------------------------------------------------------------------------

@@ -126,5 +126,5 @@ def robustness_section(params, load) -> list[str]:
              "corrupted: over corruptions and severities; relative drop: from clean; mCE: ImageNet-C's mean "
              "corruption error against the random-init model's same variant (1.0 = as fragile; lower is better). "
              "Anomaly tasks corrupt normal and anomalous clips alike; their false alarms are at the shipped "
-             "threshold. Curves: `metrics/robustness/<task>_curves.csv`.", ""]
+             "threshold. Curves: `metrics/robustness/curves/<task>.csv`.", ""]
             + lines + ["### MAE against SimCLR under corruption", ""] + by_modality + [""])
